@@ -1,0 +1,32 @@
+# tandem: the Andaman Air support assistant. `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+.PHONY: help install run shell train test lint validate bench-nlu clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install:  ## create the two pinned environments (.venv-rasa: Python 3.10 + Rasa; .venv: Python 3.11+)
+	@bash scripts/setup.sh
+
+run:  ## install, migrate, seed, train if needed, start the action server (5055) and Rasa (5005)
+	@bash scripts/run.sh
+
+shell:  ## chat in the terminal (rasa shell with the action server)
+	@bash scripts/run.sh --shell
+
+train: install  ## train the model if config, domain or data changed (FORCE=1 to retrain)
+	@bash scripts/train.sh
+
+test:  ## the whole suite: lint, unit, integration (PostgreSQL, Redis), Rasa validation, e2e
+	@bash scripts/test.sh
+
+lint: install  ## ruff
+	@.venv/bin/ruff check actions tandem tests benchmarks
+
+validate: install  ## rasa data validate
+	@.venv-rasa/bin/rasa data validate --config config.yml --domain domain.yml --data data
+
+clean:  ## remove trained models and local databases (keeps the environments)
+	rm -rf models var .pytest_cache

@@ -1,0 +1,92 @@
+"""What every capability's actions share: the caller, formatting and error responses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from tandem.errors import Forbidden, Unavailable
+from tandem.tools import Caller
+
+from .context import airline_zone
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class ToolFailed(Exception):
+    """A tool call failed and the user has already been told so."""
+
+
+def caller_of(tracker: Tracker) -> Caller:
+    """Who is calling the tools: the conversation's customer."""
+    return Caller(conversation_id=tracker.sender_id, role="customer")
+
+
+async def call_tool(dispatcher: CollectingDispatcher, call: Awaitable[T]) -> T:
+    """Await a tool call; an unavailable dependency becomes a polite response.
+
+    Errors the caller can act on (``NotFound``, ``Invalid``, ``Conflict``, ``RateLimited``)
+    propagate so the action can choose the response; infrastructure failures do not reach
+    the user as text.
+    """
+    try:
+        return await call
+    except (Unavailable, Forbidden) as error:
+        logger.warning("tool call failed: %s", type(error).__name__)
+        dispatcher.utter_message(response="utter_service_unavailable")
+        raise ToolFailed from error
+
+
+def money(amount: Decimal, currency: str) -> str:
+    """``THB 2,450.00`` (amounts are Decimal, never float)."""
+    return f"{currency} {amount:,.2f}"
+
+
+def local_time(moment: datetime) -> str:
+    """A time of day in the airline's time zone: ``08:30``."""
+    return moment.astimezone(airline_zone()).strftime("%H:%M")
+
+
+def local_datetime(moment: datetime) -> str:
+    """``Mon 25 Jan 2027, 08:30`` in the airline's time zone."""
+    return moment.astimezone(airline_zone()).strftime("%a %d %b %Y, %H:%M")
+
+
+def long_date(day: date) -> str:
+    """``Monday 25 January 2027``."""
+    return day.strftime("%A %d %B %Y").replace(" 0", " ")
+
+
+def first_value(value: Any) -> Any:
+    """A slot filled from several entities holds a list; the first one counts."""
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
+def latest_intent(tracker: Tracker) -> str | None:
+    return (tracker.latest_message.get("intent") or {}).get("name")
+
+
+def previous_bot_action(tracker: Tracker) -> str | None:
+    """The last action the bot ran before the latest user message (listen/extract skipped)."""
+    seen_user = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            seen_user = True
+            continue
+        if seen_user and event.get("event") == "action":
+            name = event.get("name")
+            if name not in ("action_listen", "action_extract_slots") and not str(name).startswith(
+                "validate_"
+            ):
+                return str(name)
+    return None

@@ -1,0 +1,71 @@
+"""Handing the conversation to a person: a ticket with the transcript, slots and reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from .common import ToolFailed, call_tool, caller_of, latest_intent
+from .context import toolbox
+
+TRANSCRIPT_TURNS = 40
+
+
+def transcript(tracker: Tracker) -> list[dict[str, Any]]:
+    """The last turns as ``{"role", "text", "at"}``: what an agent reads first."""
+    turns = []
+    for event in tracker.events:
+        if event.get("event") == "user":
+            intent = (event.get("parse_data") or {}).get("intent") or {}
+            turns.append({"role": "user", "text": event.get("text") or "", "at": event.get("timestamp"),
+                          "intent": intent.get("name")})
+        elif event.get("event") == "bot" and event.get("text"):
+            turns.append({"role": "bot", "text": event.get("text"), "at": event.get("timestamp")})
+    return turns[-TRANSCRIPT_TURNS:]
+
+
+def handoff_reason(tracker: Tracker) -> str:
+    if latest_intent(tracker) == "request_human":
+        return "user_request"
+    if tracker.get_slot("lookup_locked"):
+        return "lookup_failed"
+    return "bot_could_not_help"
+
+
+def summary_of(tracker: Tracker, reason: str) -> str:
+    intents = [t.get("intent") for t in transcript(tracker) if t["role"] == "user" and t.get("intent")]
+    topics = ", ".join(dict.fromkeys(i for i in intents if i not in ("request_human", "greet")))
+    return f"reason: {reason}; topics: {topics or 'none'}; active form: {tracker.active_loop.get('name') or 'none'}"
+
+
+class ActionHandoff(Action):
+    def name(self) -> str:
+        return "action_handoff"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        reason = handoff_reason(tracker)
+        slots = {k: v for k, v in tracker.current_slot_values().items() if v is not None and k != "flight_options"}
+        events: list[EventType] = [SlotSet("requested_slot", None)]
+        if tracker.active_loop.get("name"):
+            events.insert(0, ActiveLoop(None))
+        try:
+            ticket_id = await call_tool(
+                dispatcher,
+                toolbox().create_handoff(
+                    caller_of(tracker),
+                    reason=reason,
+                    transcript=transcript(tracker),
+                    slots=slots,
+                    summary=summary_of(tracker, reason),
+                ),
+            )
+        except ToolFailed:
+            return events
+        dispatcher.utter_message(response="utter_handoff_created", ticket_id=ticket_id)
+        return events

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# `make test`: the whole suite from a clean checkout. Integration tests need PostgreSQL and
+# Redis (TEST_POSTGRES_URL, TEST_REDIS_URL; defaults: the local servers) and fail without them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. scripts/env.sh
+echo "==> lint (ruff)"
+.venv/bin/ruff check actions tandem tests benchmarks
+bash scripts/train.sh
+echo "==> pytest"
+exec .venv/bin/python -m pytest "$@"

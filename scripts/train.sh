@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Trains the Rasa model only when config, domain or training data changed since the last one.
+# The fingerprint covers every file that goes into the model; `make train FORCE=1` retrains.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODEL=models/tandem.tar.gz
+fingerprint=$(cat config.yml domain.yml $(find data -name '*.yml' | LC_ALL=C sort) requirements/rasa.lock.txt | sha256sum | cut -c1-32)
+if [ "${FORCE:-0}" != "1" ] && [ -f "$MODEL" ] && [ "$(cat models/.fingerprint 2>/dev/null)" = "$fingerprint" ]; then
+  echo "==> model is up to date ($MODEL)"
+  exit 0
+fi
+echo "==> training the model (config, domain or data changed); this takes a few minutes"
+mkdir -p models
+start=$(date +%s)
+TF_CPP_MIN_LOG_LEVEL=3 SQLALCHEMY_SILENCE_UBER_WARNING=1 .venv-rasa/bin/rasa train \
+  --config config.yml --domain domain.yml --data data --out models \
+  --fixed-model-name tandem --quiet
+echo "$fingerprint" > models/.fingerprint
+echo "==> trained $MODEL in $(( $(date +%s) - start )) s"

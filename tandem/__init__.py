@@ -1,0 +1,1 @@
+"""tandem: the application package of the support assistant (no Rasa imports here)."""

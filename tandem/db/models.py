@@ -1,0 +1,247 @@
+"""The business schema (SQLAlchemy 2 typed declarative).
+
+The schema itself is created by the Alembic migrations in ``tandem/migrations``; these classes must
+stay in step with them (a unit test compares the two).
+
+Portability notes (the same code runs on SQLite and PostgreSQL):
+- :class:`UTCDateTime` stores aware UTC datetimes; SQLite has no time zone support, so naive values
+  read back are tagged UTC and naive values written are refused.
+- :class:`Money` is ``NUMERIC(12, 2)`` read back as :class:`~decimal.Decimal`; on SQLite, which has
+  no decimal type, the float is converted through its shortest ``repr`` (exact for 2-decimal
+  amounts of this size) instead of triggering SQLAlchemy's lossy-conversion warning.
+- JSON columns use :class:`sqlalchemy.JSON` (TEXT on SQLite, JSONB on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+CENT = Decimal("0.01")
+
+FLIGHT_STATUSES = ("scheduled", "delayed", "departed", "landed", "cancelled")
+CABINS = ("economy", "business")
+BOOKING_STATUSES = ("held", "confirmed", "cancelled", "cancellation_pending")
+TICKET_STATUSES = ("open", "assigned", "closed")
+TICKET_KINDS = ("handoff", "refund_approval")
+
+# Deterministic constraint names: migrations (and downgrades) can refer to them on both backends.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware datetime stored as UTC; naive datetimes are a bug and are refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        # SQLite stores text; without the offset it sorts and compares consistently.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Money(TypeDecorator[Decimal]):
+    """NUMERIC(12, 2) as Decimal on every backend (see the module docstring)."""
+
+    impl = Numeric(12, 2)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Numeric(12, 2, asdecimal=False))
+        return dialect.type_descriptor(Numeric(12, 2))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        amount = Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+        return float(amount) if dialect.name == "sqlite" else amount
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return Decimal(repr(value) if isinstance(value, float) else str(value)).quantize(CENT)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Airport(Base):
+    __tablename__ = "airports"
+
+    code: Mapped[str] = mapped_column(String(3), primary_key=True)
+    city: Mapped[str] = mapped_column(String(80))
+    name: Mapped[str] = mapped_column(String(120))
+    country: Mapped[str] = mapped_column(String(2))
+    is_hub: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Flight(Base):
+    __tablename__ = "flights"
+    __table_args__ = (
+        # departure_date is the airline-local calendar date: "AN204 on 25 January".
+        UniqueConstraint("flight_number", "departure_date", name="uq_flights_number_date"),
+        CheckConstraint("seats_economy >= 0", name="seats_economy_nonneg"),
+        CheckConstraint("seats_business >= 0", name="seats_business_nonneg"),
+        CheckConstraint("delay_minutes >= 0", name="delay_nonneg"),
+        CheckConstraint(_in("status", FLIGHT_STATUSES), name="status_known"),
+        CheckConstraint("arrival_at > departure_at", name="arrives_after_departure"),
+        Index("ix_flights_route_departure", "origin", "destination", "departure_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    flight_number: Mapped[str] = mapped_column(String(8))
+    origin: Mapped[str] = mapped_column(String(3), ForeignKey("airports.code"))
+    destination: Mapped[str] = mapped_column(String(3), ForeignKey("airports.code"))
+    departure_date: Mapped[date] = mapped_column(Date)
+    departure_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    arrival_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    delay_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    seats_economy: Mapped[int] = mapped_column(Integer)
+    seats_business: Mapped[int] = mapped_column(Integer)
+    fare_economy: Mapped[Decimal] = mapped_column(Money())
+    fare_business: Mapped[Decimal] = mapped_column(Money())
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    first_name: Mapped[str] = mapped_column(String(80))
+    last_name: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Booking(Base):
+    __tablename__ = "bookings"
+    __table_args__ = (
+        CheckConstraint(_in("cabin", CABINS), name="cabin_known"),
+        CheckConstraint(_in("status", BOOKING_STATUSES), name="status_known"),
+        CheckConstraint("passengers BETWEEN 1 AND 9", name="passengers_range"),
+        CheckConstraint("total_amount >= 0", name="total_nonneg"),
+        Index("ix_bookings_flight_id", "flight_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(6), unique=True)
+    flight_id: Mapped[int] = mapped_column(ForeignKey("flights.id"))
+    cabin: Mapped[str] = mapped_column(String(16))
+    passengers: Mapped[int] = mapped_column(Integer)
+    last_name: Mapped[str] = mapped_column(String(80))
+    email: Mapped[str] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(24))
+    total_amount: Mapped[Decimal] = mapped_column(Money())
+    currency: Mapped[str] = mapped_column(String(3))
+    payment_link: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    hold_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    refund_amount: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
+
+
+class PasswordResetOutbox(Base):
+    """Reset tokens waiting to be mailed. Only the SHA-256 of a token is stored, never the token."""
+
+    __tablename__ = "password_reset_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Ticket(Base):
+    """Work for a human agent: a handoff, or a refund waiting for approval."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        CheckConstraint(_in("status", TICKET_STATUSES), name="status_known"),
+        CheckConstraint(_in("kind", TICKET_KINDS), name="kind_known"),
+        Index("ix_tickets_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    transcript: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    slots: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    summary: Mapped[str] = mapped_column(Text)
+    booking_reference: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Rating(Base):
+    __tablename__ = "ratings"
+    __table_args__ = (CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(128), index=True)
+    rating: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditLog(Base):
+    """One row per tool call. ``arguments`` are masked before they get here (no e-mails, names)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(128), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    tool: Mapped[str] = mapped_column(String(64))
+    arguments: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    outcome: Mapped[str] = mapped_column(String(64))
+    duration_ms: Mapped[int] = mapped_column(Integer)

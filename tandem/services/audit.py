@@ -1,0 +1,85 @@
+"""The audit log: one row per tool call, with personal data masked before it is stored."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from tandem.db.models import AuditLog
+from tandem.services.common import require_aware
+
+EMAIL_IN_TEXT = re.compile(r"[^@\s\"'<>()]+@[^@\s\"'<>()]+\.[A-Za-z]{2,}")
+# Argument names whose values are personal; matched case-insensitively.
+NAME_KEYS = frozenset({"last_name", "first_name", "name", "lastname", "surname"})
+SECRET_KEYS = frozenset({"token", "password"})
+EMAIL_KEYS = frozenset({"email", "contact", "contact_email"})
+MAX_STRING = 500
+
+
+def mask_email(email: str) -> str:
+    """``john.smith@example.com`` -> ``j***@e***.com``."""
+    local, _, domain = email.partition("@")
+    head, _, tld = domain.rpartition(".")
+    return f"{local[:1]}***@{head[:1]}***.{tld}" if head else f"{local[:1]}***@***"
+
+
+def mask_name(name: str) -> str:
+    """``Smith`` -> ``S***``."""
+    name = name.strip()
+    return f"{name[:1]}***" if name else ""
+
+
+def mask_arguments(value: Any, *, key: str | None = None) -> Any:
+    """A JSON-safe copy of tool arguments with e-mails, names and secrets masked (recursively)."""
+    lowered = key.lower() if key else None
+    if isinstance(value, dict):
+        return {str(k): mask_arguments(v, key=str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_arguments(v, key=key) for v in value]
+    if lowered in SECRET_KEYS and value is not None:
+        return "***"
+    if isinstance(value, str):
+        if lowered in NAME_KEYS:
+            return mask_name(value)
+        if lowered in EMAIL_KEYS:
+            return mask_email(value.strip()) if "@" in value else mask_name(value)
+        masked = EMAIL_IN_TEXT.sub(lambda m: mask_email(m.group(0)), value)
+        return masked if len(masked) <= MAX_STRING else masked[:MAX_STRING] + "..."
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return str(value)
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    role: str,
+    tool: str,
+    arguments: dict[str, Any],
+    outcome: str,
+    duration_ms: int,
+    at: datetime,
+) -> int:
+    """Write one audit row; ``arguments`` are masked here, so callers pass them as received."""
+    require_aware(at)
+    row = AuditLog(
+        at=at,
+        actor=actor[:128],
+        role=role[:16],
+        tool=tool[:64],
+        arguments=mask_arguments(arguments),
+        outcome=outcome[:64],
+        duration_ms=max(0, duration_ms),
+    )
+    session.add(row)
+    session.flush()
+    return row.id

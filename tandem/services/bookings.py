@@ -1,0 +1,438 @@
+"""Bookings: hold seats, look up, quote and perform cancellations.
+
+Fare rules for cancellations (the whole policy is :data:`FARE_RULES`; change it there):
+
+=========================  ===================================  ======================
+situation                  refund                               fee
+=========================  ===================================  ======================
+booking ``held`` (unpaid)  0, nothing was paid                  none
+flight cancelled by us     100 % of the amount paid             none
+business, any time before  100 % minus the fee                  1,000 THB per passenger
+departure
+economy, >= 7 days before  75 %                                 none
+economy, 1-7 days before   50 %                                 none
+economy, < 24 h before     0 %                                  none
+after departure            not cancellable: ``Conflict(reason="departed")``
+already cancelled          ``Conflict(reason="already_cancelled")``
+cancellation pending       ``Conflict(reason="cancellation_pending")``
+=========================  ===================================  ======================
+
+Times are measured against the scheduled departure. A refund above
+``settings.refund_approval_threshold`` is not paid automatically: the booking becomes
+``cancellation_pending`` and a ``refund_approval`` ticket waits for an agent.
+
+Seats are held with a single conditional UPDATE (``seats = seats - n WHERE seats >= n``), which
+the database serialises per row: concurrent bookings can never oversell a flight, on SQLite or
+PostgreSQL, without explicit locks.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tandem.db.models import Booking, Flight, Ticket
+from tandem.errors import Conflict, NotFound
+from tandem.services.common import (
+    check_cabin,
+    check_passengers,
+    clean_last_name,
+    normalize_email,
+    normalize_name_for_match,
+    normalize_reference,
+    require_aware,
+    to_local,
+)
+from tandem.settings import Settings
+
+# No 0/O or 1/I: references are read out over the phone and typed from e-mails.
+REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+REFERENCE_DIGITS = frozenset("23456789")
+REFERENCE_LENGTH = 6
+REFERENCE_ATTEMPTS = 20
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class FareRule:
+    """Refund share and per-passenger fee when cancelling at least ``min_notice`` before departure."""
+
+    cabin: str
+    min_notice: timedelta
+    refund_share: Decimal
+    fee_per_passenger: Decimal
+    code: str
+
+
+# Ordered: the first rule of the cabin whose notice is met applies.
+FARE_RULES: tuple[FareRule, ...] = (
+    FareRule("business", timedelta(0), Decimal("1"), Decimal("1000"), "business_fee"),
+    FareRule("economy", timedelta(days=7), Decimal("0.75"), Decimal("0"), "economy_7d_plus"),
+    FareRule("economy", timedelta(days=1), Decimal("0.50"), Decimal("0"), "economy_1_to_7d"),
+    FareRule("economy", timedelta(0), Decimal("0"), Decimal("0"), "economy_under_24h"),
+)
+
+
+@dataclass(frozen=True)
+class BookingCreated:
+    reference: str
+    flight_number: str
+    departure_local: datetime
+    total_amount: Decimal
+    currency: str
+    payment_link: str
+    hold_expires_at: datetime
+
+
+@dataclass(frozen=True)
+class BookingDetails:
+    reference: str
+    status: str
+    flight_number: str
+    origin: str
+    destination: str
+    departure_local: datetime
+    arrival_local: datetime
+    flight_status: str
+    cabin: str
+    passengers: int
+    last_name: str
+    total_amount: Decimal
+    currency: str
+    payment_link: str | None
+    hold_expires_at: datetime | None
+    cancelled_at: datetime | None
+    refund_amount: Decimal | None
+
+
+@dataclass(frozen=True)
+class CancellationQuote:
+    reference: str
+    booking_status: str
+    cabin: str
+    passengers: int
+    departure_local: datetime
+    total_amount: Decimal
+    refund_amount: Decimal
+    fee: Decimal
+    currency: str
+    rule: str
+    needs_approval: bool
+
+
+@dataclass(frozen=True)
+class CancellationResult:
+    reference: str
+    status: str  # "cancelled" | "pending_approval"
+    refund_amount: Decimal
+    currency: str
+    ticket_id: int | None
+
+
+def generate_reference() -> str:
+    """A random reference: unambiguous alphabet, at least one digit and one letter, never "AN<digit>".
+
+    "AN" + digit would read as a flight number (AN204) to the NLU and to people.
+    """
+    while True:
+        value = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
+        has_digit = any(ch in REFERENCE_DIGITS for ch in value)
+        has_letter = any(ch.isalpha() for ch in value)
+        if has_digit and has_letter and not (value.startswith("AN") and value[2].isdigit()):
+            return value
+
+
+def create_booking(
+    session: Session,
+    *,
+    flight_id: int,
+    passengers: int,
+    cabin: str,
+    last_name: str,
+    email: str,
+    settings: Settings,
+    now: datetime,
+) -> BookingCreated:
+    """Hold seats on a flight and create a ``held`` booking with a payment link.
+
+    The seats are taken by one conditional UPDATE; if it changes no row the flight is sold out in
+    that cabin (``Conflict(reason="sold_out")``), cancelled (``flight_cancelled``) or gone
+    (``departed``); an unknown flight is ``NotFound``. The hold lasts ``settings.hold_minutes``.
+    """
+    require_aware(now)
+    check_passengers(passengers, settings.max_passengers)
+    check_cabin(cabin)
+    stored_last_name = clean_last_name(last_name)
+    contact = normalize_email(email)
+
+    seats = Flight.seats_business if cabin == "business" else Flight.seats_economy
+    taken = session.execute(
+        update(Flight)
+        .where(
+            Flight.id == flight_id,
+            seats >= passengers,
+            Flight.status != "cancelled",
+            Flight.departure_at > now,
+        )
+        .values({seats: seats - passengers})
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:
+        _raise_why_not_bookable(session, flight_id=flight_id, now=now)
+
+    # populate_existing: an instance already in this session would still show the old seat count.
+    flight = session.get_one(Flight, flight_id, populate_existing=True)
+    fare = flight.fare_business if cabin == "business" else flight.fare_economy
+    reference = _unused_reference(session)
+    hold_expires_at = now + timedelta(minutes=settings.hold_minutes)
+    payment_link = f"{settings.payment_link_base}{reference}"
+    total = (fare * passengers).quantize(CENT)
+    session.add(
+        Booking(
+            reference=reference,
+            flight_id=flight.id,
+            cabin=cabin,
+            passengers=passengers,
+            last_name=stored_last_name,
+            email=contact,
+            status="held",
+            total_amount=total,
+            currency=settings.currency,
+            payment_link=payment_link,
+            created_at=now,
+            hold_expires_at=hold_expires_at,
+        )
+    )
+    # Flush inside the caller's transaction: a unique-violation here rolls the seats back too.
+    session.flush()
+    return BookingCreated(
+        reference=reference,
+        flight_number=flight.flight_number,
+        departure_local=to_local(flight.departure_at, settings.timezone),
+        total_amount=total,
+        currency=settings.currency,
+        payment_link=payment_link,
+        hold_expires_at=hold_expires_at,
+    )
+
+
+def get_booking(session: Session, *, reference: str, last_name: str, settings: Settings) -> BookingDetails:
+    """The booking with this reference, if ``last_name`` matches the one it was booked under.
+
+    The last name is compared ignoring case, accents and whitespace. An unknown reference and a
+    wrong last name raise the same ``NotFound``: the caller cannot probe for valid references.
+    """
+    booking, flight = _verified_booking(session, reference=reference, last_name=last_name)
+    return BookingDetails(
+        reference=booking.reference,
+        status=booking.status,
+        flight_number=flight.flight_number,
+        origin=flight.origin,
+        destination=flight.destination,
+        departure_local=to_local(flight.departure_at, settings.timezone),
+        arrival_local=to_local(flight.arrival_at, settings.timezone),
+        flight_status=flight.status,
+        cabin=booking.cabin,
+        passengers=booking.passengers,
+        last_name=booking.last_name,
+        total_amount=booking.total_amount,
+        currency=booking.currency,
+        payment_link=booking.payment_link if booking.status == "held" else None,
+        hold_expires_at=booking.hold_expires_at,
+        cancelled_at=booking.cancelled_at,
+        refund_amount=booking.refund_amount,
+    )
+
+
+def quote_cancellation(
+    session: Session, *, reference: str, last_name: str, settings: Settings, now: datetime
+) -> CancellationQuote:
+    """What cancelling this booking now would refund, under :data:`FARE_RULES`. Changes nothing.
+
+    Raises ``NotFound`` (as :func:`get_booking`) or ``Conflict`` with reason ``departed``,
+    ``already_cancelled`` or ``cancellation_pending``.
+    """
+    require_aware(now)
+    booking, flight = _verified_booking(session, reference=reference, last_name=last_name)
+    return _quote(booking, flight, settings=settings, now=now)
+
+
+def cancel_booking(
+    session: Session,
+    *,
+    reference: str,
+    last_name: str,
+    settings: Settings,
+    now: datetime,
+    conversation_id: str,
+) -> CancellationResult:
+    """Cancel a booking, or ask an agent to approve its refund when that is above the threshold.
+
+    At or below ``settings.refund_approval_threshold``: the booking is ``cancelled``, its seats go
+    back on sale and the refund is recorded (status ``"cancelled"``). Above it: the booking becomes
+    ``cancellation_pending`` and a ``refund_approval`` ticket is opened (status
+    ``"pending_approval"``, ``ticket_id`` set); the seats stay held until an agent decides.
+    Errors as :func:`quote_cancellation`.
+    """
+    require_aware(now)
+    booking, flight = _verified_booking(session, reference=reference, last_name=last_name, for_update=True)
+    quote = _quote(booking, flight, settings=settings, now=now)
+    # Conditional on the status read above: a concurrent cancellation cannot refund twice.
+    new_status = "cancellation_pending" if quote.needs_approval else "cancelled"
+    changed = session.execute(
+        update(Booking)
+        .where(Booking.id == booking.id, Booking.status.in_(("held", "confirmed")))
+        .values(
+            status=new_status,
+            refund_amount=quote.refund_amount,
+            cancelled_at=None if quote.needs_approval else now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount != 1:
+        raise Conflict("the booking was changed meanwhile", reason="already_cancelled")
+
+    if quote.needs_approval:
+        ticket = Ticket(
+            conversation_id=conversation_id,
+            kind="refund_approval",
+            reason="refund_above_threshold",
+            status="open",
+            transcript=[],
+            slots={"booking_ref": booking.reference, "refund_amount": str(quote.refund_amount)},
+            summary=(
+                f"Customer asked to cancel booking {booking.reference} ({flight.flight_number}, "
+                f"{booking.passengers} x {booking.cabin}). Refund {quote.refund_amount} {booking.currency} "
+                f"under rule {quote.rule} exceeds the approval threshold."
+            ),
+            booking_reference=booking.reference,
+            created_at=now,
+        )
+        session.add(ticket)
+        session.flush()
+        return CancellationResult(
+            reference=booking.reference,
+            status="pending_approval",
+            refund_amount=quote.refund_amount,
+            currency=booking.currency,
+            ticket_id=ticket.id,
+        )
+
+    _release_seats(session, booking)
+    return CancellationResult(
+        reference=booking.reference,
+        status="cancelled",
+        refund_amount=quote.refund_amount,
+        currency=booking.currency,
+        ticket_id=None,
+    )
+
+
+def expire_holds(session: Session, *, now: datetime) -> int:
+    """Cancel ``held`` bookings whose hold has expired and put their seats back on sale.
+
+    Meant for a periodic job; returns how many bookings expired.
+    """
+    require_aware(now)
+    expired = session.scalars(
+        select(Booking)
+        .where(Booking.status == "held", Booking.hold_expires_at <= now)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for booking in expired:
+        booking.status = "cancelled"
+        booking.cancelled_at = now
+        booking.refund_amount = Decimal("0.00")
+        _release_seats(session, booking)
+    session.flush()
+    return len(expired)
+
+
+def _release_seats(session: Session, booking: Booking) -> None:
+    seats = Flight.seats_business if booking.cabin == "business" else Flight.seats_economy
+    session.execute(
+        update(Flight)
+        .where(Flight.id == booking.flight_id)
+        .values({seats: seats + booking.passengers})
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _quote(booking: Booking, flight: Flight, *, settings: Settings, now: datetime) -> CancellationQuote:
+    if booking.status == "cancelled":
+        raise Conflict("the booking is already cancelled", reason="already_cancelled")
+    if booking.status == "cancellation_pending":
+        raise Conflict("a cancellation is already waiting for approval", reason="cancellation_pending")
+    if flight.status != "cancelled" and now >= flight.departure_at:
+        raise Conflict("the flight has already departed", reason="departed")
+
+    fee = Decimal("0")
+    if booking.status == "held":
+        refund, rule = Decimal("0"), "held_unpaid"
+    elif flight.status == "cancelled":
+        refund, rule = booking.total_amount, "flight_cancelled"
+    else:
+        notice = flight.departure_at - now
+        fare_rule = next(r for r in FARE_RULES if r.cabin == booking.cabin and notice >= r.min_notice)
+        fee = fare_rule.fee_per_passenger * booking.passengers
+        refund = max(Decimal("0"), booking.total_amount * fare_rule.refund_share - fee)
+        rule = fare_rule.code
+    refund = refund.quantize(CENT, rounding=ROUND_HALF_UP)
+    return CancellationQuote(
+        reference=booking.reference,
+        booking_status=booking.status,
+        cabin=booking.cabin,
+        passengers=booking.passengers,
+        departure_local=to_local(flight.departure_at, settings.timezone),
+        total_amount=booking.total_amount,
+        refund_amount=refund,
+        fee=fee.quantize(CENT),
+        currency=booking.currency,
+        rule=rule,
+        needs_approval=refund > settings.refund_approval_threshold,
+    )
+
+
+def _verified_booking(
+    session: Session, *, reference: str, last_name: str, for_update: bool = False
+) -> tuple[Booking, Flight]:
+    query = (
+        select(Booking, Flight)
+        .join(Flight, Flight.id == Booking.flight_id)
+        .where(Booking.reference == normalize_reference(reference))
+    )
+    if for_update:
+        query = query.with_for_update(of=Booking)
+    row = session.execute(query).first()
+    given = normalize_name_for_match(last_name)
+    # Compare even when the reference is unknown, so both failures cost the same.
+    stored = normalize_name_for_match(row[0].last_name) if row else "\x00"
+    if row is None or not given or not hmac.compare_digest(given.encode(), stored.encode()):
+        raise NotFound("no booking with this reference and last name")
+    return row[0], row[1]
+
+
+def _unused_reference(session: Session) -> str:
+    for _ in range(REFERENCE_ATTEMPTS):
+        candidate = generate_reference()
+        if session.scalar(select(Booking.id).where(Booking.reference == candidate)) is None:
+            return candidate
+    # ~1e9 possible references: reaching this means something else is wrong.
+    raise Conflict("could not allocate a booking reference", reason="reference_exhausted")
+
+
+def _raise_why_not_bookable(session: Session, *, flight_id: int, now: datetime) -> None:
+    flight = session.get(Flight, flight_id)
+    if flight is None:
+        raise NotFound("no such flight")
+    if flight.status == "cancelled":
+        raise Conflict("the flight is cancelled", reason="flight_cancelled")
+    if flight.departure_at <= now:
+        raise Conflict("the flight has departed", reason="departed")
+    raise Conflict("not enough seats left in this cabin", reason="sold_out")

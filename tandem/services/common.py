@@ -1,0 +1,71 @@
+"""Small helpers shared by the services (normalisation, validation, time zones)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from tandem.errors import Invalid
+
+CABINS = ("economy", "business")
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+$")
+FLIGHT_NUMBER_RE = re.compile(r"^AN\d{2,4}$")
+
+
+def to_local(moment: datetime, tz: str) -> datetime:
+    """An aware instant shown in the airline's time zone."""
+    return moment.astimezone(ZoneInfo(tz))
+
+
+def normalize_email(email: str) -> str:
+    """Lower-cased, trimmed, and syntactically plausible; else ``Invalid(reason="email")``."""
+    value = email.strip().lower()
+    if len(value) > 254 or not EMAIL_RE.match(value):
+        raise Invalid("not a valid e-mail address", reason="email")
+    return value
+
+
+def normalize_name_for_match(name: str) -> str:
+    """Case-, accent- and whitespace-insensitive form of a name: " Müller" and "MULLER" match."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return "".join(stripped.casefold().split())
+
+
+def clean_last_name(name: str) -> str:
+    """A last name as stored: trimmed, inner whitespace collapsed, 1..80 characters."""
+    value = " ".join(name.split())
+    if not value or len(value) > 80:
+        raise Invalid("last name must be 1 to 80 characters", reason="last_name")
+    return value
+
+
+def normalize_reference(reference: str) -> str:
+    return "".join(reference.split()).upper()
+
+
+def normalize_flight_number(flight_number: str) -> str:
+    """``"an 204"`` -> ``"AN204"``; Invalid when it is not an Andaman Air flight number."""
+    value = "".join(flight_number.split()).upper()
+    if not FLIGHT_NUMBER_RE.match(value):
+        raise Invalid("not an Andaman Air flight number", reason="flight_number")
+    return value
+
+
+def check_cabin(cabin: str) -> str:
+    if cabin not in CABINS:
+        raise Invalid("cabin must be economy or business", reason="cabin")
+    return cabin
+
+
+def check_passengers(passengers: int, maximum: int) -> int:
+    if isinstance(passengers, bool) or not 1 <= passengers <= maximum:
+        raise Invalid(f"passengers must be between 1 and {maximum}", reason="passengers")
+    return passengers
+
+
+def require_aware(now: datetime) -> None:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be an aware datetime")
