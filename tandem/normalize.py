@@ -133,7 +133,9 @@ _CITY_ALIASES: dict[str, str] = _build_city_aliases()
 _CITY_MAX_WORDS = max(len(alias.split()) for alias in _CITY_ALIASES)
 #: Aliases long enough for fuzzy matching (short codes like "kl" only ever match exactly).
 _CITY_FUZZY_ALIASES: tuple[str, ...] = tuple(a for a in _CITY_ALIASES if len(a) >= 4)
-_CITY_FUZZY_CUTOFF = 0.8
+#: Minimum difflib ratio for a typo match; the first letter must match too ("danang" is
+#: not "aonang", "change" is not "changi").
+_CITY_FUZZY_CUTOFF = 0.84
 
 
 def normalize_city(text: str) -> str:
@@ -185,9 +187,9 @@ def normalize_city(text: str) -> str:
             gram = " ".join(words[start:start + size])
             if len(gram) < 4:
                 continue
-            for candidate in difflib.get_close_matches(gram, _CITY_FUZZY_ALIASES, n=1, cutoff=_CITY_FUZZY_CUTOFF):
+            for candidate in difflib.get_close_matches(gram, _CITY_FUZZY_ALIASES, n=3, cutoff=_CITY_FUZZY_CUTOFF):
                 score = difflib.SequenceMatcher(None, gram, candidate).ratio()
-                if score > best[0]:
+                if candidate[0] == gram[0] and score > best[0]:
                     best = (score, _CITY_ALIASES[candidate])
     if best[1]:
         return best[1]
@@ -241,7 +243,7 @@ _MONTH_DAY = re.compile(
 )
 _ORDINAL_DAY = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)\b")
 _IN_DELTA = re.compile(r"\bin\s+(a couple of|a|an|\d{1,3})\s+(day|week|month)s?\b")
-_WEEKDAY = re.compile(rf"\b(?:(this|next|coming|this coming)\s+)?({_WEEKDAY_RE})\b")
+_WEEKDAY = re.compile(rf"\b(?:(this|next|coming|this coming|last|past)\s+)?({_WEEKDAY_RE})\b")
 
 
 def _year(token: str | None) -> int | None:
@@ -357,6 +359,8 @@ def _rule_based_date(text: str, today: date) -> date | None:
     match = _WEEKDAY.search(text)
     if match:
         qualifier, name = match.groups()
+        if qualifier in ("last", "past"):
+            return today - timedelta(days=(today.weekday() - _WEEKDAYS[name]) % 7 or 7)
         ahead = (_WEEKDAYS[name] - today.weekday()) % 7
         if ahead == 0 and qualifier == "next":
             ahead = 7
@@ -385,7 +389,7 @@ def _dateparser_date(text: str, today: date) -> date | None:
         if parsed is not None:
             return parsed.date()
         found = search_dates(text, languages=languages, settings=settings)  # type: ignore[arg-type]
-    except Exception:  # noqa: BLE001 - dateparser may raise anything on odd input
+    except Exception:  # dateparser may raise anything on odd input
         return None
     for matched, value in found or ():
         if matched.strip().lower() in ("may", "sat", "sun", "mar"):  # verbs/words, not dates
@@ -469,7 +473,7 @@ def _check_passengers(count: int, max_passengers: int) -> int:
     return count
 
 
-def parse_passengers(text: str | float | int, *, max_passengers: int = 9) -> int:  # noqa: PYI041
+def parse_passengers(text: str | float | int, *, max_passengers: int = 9) -> int:
     """Return the number of passengers (1..``max_passengers``).
 
     Accepts numbers (2, 2.0, "2"), number words ("two", "three of us", "a family of four"),
@@ -758,11 +762,13 @@ def normalize_last_name(text: str) -> str:
 
     words = cleaned.split(" ")
     result = []
+    leading = True  # particles are lower-cased only in the leading run: "van der Berg"
     for i, word in enumerate(words):
         is_last = i == len(words) - 1
-        if word.lower() in _NAME_PARTICLES and not is_last:
+        if leading and word.lower() in _NAME_PARTICLES and not is_last:
             result.append(word.lower())
         else:
+            leading = False
             result.append(_capitalise_word(word))
     return " ".join(result)
 
@@ -772,7 +778,7 @@ def normalize_last_name(text: str) -> str:
 _RATING_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
 
 
-def parse_rating(value: str | float | int) -> int:  # noqa: PYI041
+def parse_rating(value: str | float | int) -> int:
     """Return a 1..5 rating from 5, 5.0, "5", "five", "4 stars", "5/5", "4 out of 5" or ⭐⭐⭐⭐.
 
     Raises:

@@ -1,0 +1,139 @@
+"""End-to-end fixtures: a migrated and seeded SQLite database, the action server and the Rasa
+server started as real processes from the trained model (``make train`` builds it)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "models" / "tandem.tar.gz"
+RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not come up in {seconds} s:\n{log.read_text()[-4000:]}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@dataclass
+class Stack:
+    rasa_url: str
+    action_url: str
+    token: str
+    env: dict[str, str]
+    database_url: str
+
+    def say(self, sender: str, message: Any) -> list[dict[str, Any]]:
+        """Send one message over the REST channel; the bot's replies."""
+        response = httpx.post(
+            f"{self.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": message}, timeout=60
+        )
+        assert response.status_code == 200, response.text
+        return list(response.json())
+
+    def tracker(self, sender: str) -> dict[str, Any]:
+        response = httpx.get(
+            f"{self.rasa_url}/conversations/{sender}/tracker", params={"token": self.token}, timeout=30
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def slots(self, sender: str) -> dict[str, Any]:
+        return dict(self.tracker(sender)["slots"])
+
+
+def texts(replies: list[dict[str, Any]]) -> str:
+    return "\n".join(r.get("text", "") for r in replies)
+
+
+def buttons(replies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [b for r in replies for b in r.get("buttons", [])]
+
+
+def new_sender() -> str:
+    return f"e2e-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if not MODEL.exists():
+        pytest.fail(f"no trained model at {MODEL}: run `make train` (make test does it)")
+    work = tmp_path_factory.mktemp("stack")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    action_port, rasa_port = free_port(), free_port()
+    token = uuid.uuid4().hex
+    database_url = f"sqlite:///{work / 'tandem.db'}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "ACTION_SERVER_URL": f"http://127.0.0.1:{action_port}/webhook",
+        "TRACKER_DB_DIALECT": "sqlite",
+        "TRACKER_DB_URL": f"sqlite:///{work / 'tracker.db'}",
+        "LOCK_STORE_TYPE": "in_memory",
+        "LOCK_STORE_HOST": "127.0.0.1",
+        "LOCK_STORE_PORT": "6379",
+        "LOCK_STORE_DB": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("REDIS_URL", None)
+    for command in ("migrate", "seed"):
+        subprocess.run([sys.executable, "-m", "tandem.cli", command], cwd=ROOT, env=env, check=True)
+    action_log = ARTIFACTS / "actions.log"
+    rasa_log = ARTIFACTS / "rasa.log"
+    actions = subprocess.Popen(
+        [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(action_port)],
+        cwd=ROOT, env=env, stdout=action_log.open("wb"), stderr=subprocess.STDOUT,
+    )
+    rasa = None
+    try:
+        wait_until_up(f"http://127.0.0.1:{action_port}/health", actions, action_log, 60)
+        rasa = subprocess.Popen(
+            [str(RASA), "run", "--model", str(MODEL), "--endpoints", "endpoints.yml",
+             "--credentials", "credentials.yml", "--enable-api", "--auth-token", token,
+             "--interface", "127.0.0.1", "--port", str(rasa_port)],
+            cwd=ROOT, env=env, stdout=rasa_log.open("wb"), stderr=subprocess.STDOUT,
+        )
+        wait_until_up(f"http://127.0.0.1:{rasa_port}/", rasa, rasa_log, 240)
+        yield Stack(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{action_port}", token, env, database_url)
+    finally:
+        if rasa is not None:
+            stop(rasa)
+        stop(actions)

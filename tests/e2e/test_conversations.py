@@ -1,0 +1,166 @@
+"""The sample conversations of DOMAIN.md held over Rasa's REST channel against the real
+servers, checking the replies and the tracker's slots."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from .conftest import Stack, buttons, new_sender, texts
+
+pytestmark = pytest.mark.e2e
+
+
+def test_hello_gets_a_greeting(stack: Stack) -> None:
+    replies = stack.say(new_sender(), "hello")
+    assert "Andaman Air assistant" in texts(replies)
+
+
+def test_1_book_a_flight_with_everything_in_one_sentence(stack: Stack) -> None:
+    me = new_sender()
+    replies = stack.say(me, "Book a flight from Bangkok to Phuket on 25 January for 2 people")
+    assert "Which cabin" in texts(replies), texts(replies)
+    slots = stack.slots(me)
+    assert (slots["origin"], slots["destination"], slots["passengers"]) == ("BKK", "HKT", 2.0)
+    assert slots["departure_date"].endswith("-01-25")
+
+    replies = stack.say(me, '/inform{"cabin": "economy"}')
+    options = buttons(replies)
+    assert 1 <= len(options) <= 3, texts(replies)
+    assert all(b["title"].startswith("AN") and b["payload"].startswith("/choose_flight") for b in options)
+
+    replies = stack.say(me, options[0]["payload"])
+    assert "last name" in texts(replies)
+    assert "e-mail" in texts(stack.say(me, "Smith"))
+    replies = stack.say(me, "jane.smith@example.com")
+    summary = texts(replies)
+    assert "Please confirm" in summary and "Smith" in summary and "jane.smith@example.com" in summary
+
+    replies = stack.say(me, "/affirm")
+    match = re.search(r"booking reference is ([A-Z0-9]{6})", texts(replies))
+    assert match, texts(replies)
+    engine = create_engine(stack.database_url)
+    with engine.connect() as db:
+        row = db.execute(
+            text("SELECT status, passengers, cabin, last_name FROM bookings WHERE reference = :r"),
+            {"r": match.group(1)},
+        ).one()
+    assert tuple(row) == ("held", 2, "economy", "Smith")
+    # The booking slots are cleared so the next booking starts afresh.
+    assert stack.slots(me)["origin"] is None
+
+
+def test_2_form_survives_a_faq_digression(stack: Stack) -> None:
+    me = new_sender()
+    replies = stack.say(me, "I want to fly to Chiang Mai")
+    assert "flying from" in texts(replies)
+    assert stack.slots(me)["destination"] == "CNX"
+    assert "date" in texts(stack.say(me, "Bangkok"))
+    replies = stack.say(me, "how much luggage can I bring?")
+    reply = texts(replies)
+    assert "kg" in reply, reply  # the FAQ answer
+    assert "what date" in reply.lower(), reply  # the pending question again
+    assert "How many passengers" in texts(stack.say(me, "next friday"))
+    assert "Which cabin" in texts(stack.say(me, "just me"))
+    slots = stack.slots(me)
+    assert (slots["origin"], slots["destination"], slots["passengers"]) == ("BKK", "CNX", 1.0)
+    assert buttons(stack.say(me, "business"))
+
+
+def test_3_check_a_booking(stack: Stack) -> None:
+    me = new_sender()
+    replies = stack.say(me, "What's the status of booking AB12CD?")
+    assert "last name" in texts(replies)
+    assert stack.slots(me)["booking_ref"] == "AB12CD"
+    reply = texts(stack.say(me, "Smith"))
+    assert "Booking AB12CD" in reply and "Status: confirmed" in reply, reply
+
+
+def test_3_wrong_last_name_reveals_nothing_and_locks_after_three_tries(stack: Stack) -> None:
+    me = new_sender()
+    stack.say(me, "check my booking AB12CD")
+    assert "couldn't find" in texts(stack.say(me, "Jones"))
+    stack.say(me, "AB12CD")
+    assert "couldn't find" in texts(stack.say(me, "Brown"))
+    stack.say(me, "AB12CD")
+    reply = texts(stack.say(me, "Green"))
+    assert "stopped trying" in reply and "agents" in reply, reply
+
+
+def test_4_cancel_a_booking_with_refund(stack: Stack) -> None:
+    me = new_sender()
+    assert "reference" in texts(stack.say(me, "Cancel my booking"))
+    assert "last name" in texts(stack.say(me, "AB12CD"))
+    reply = texts(stack.say(me, "smith"))
+    assert "refund of THB" in reply and "Do you want to cancel" in reply, reply
+    reply = texts(stack.say(me, "yes"))
+    assert "is cancelled" in reply, reply
+    engine = create_engine(stack.database_url)
+    with engine.connect() as db:
+        assert db.execute(text("SELECT status FROM bookings WHERE reference = 'AB12CD'")).scalar_one() == "cancelled"
+
+
+def test_4_large_refund_goes_to_an_agent(stack: Stack) -> None:
+    me = new_sender()
+    stack.say(me, "I need to cancel booking XK93PQ")
+    reply = texts(stack.say(me, "Tanaka"))
+    assert "checked by one of our agents" in reply, reply
+    reply = texts(stack.say(me, "yes please"))
+    assert "ticket #" in reply, reply
+    engine = create_engine(stack.database_url)
+    with engine.connect() as db:
+        assert (
+            db.execute(text("SELECT status FROM bookings WHERE reference = 'XK93PQ'")).scalar_one()
+            == "cancellation_pending"
+        )
+        assert db.execute(text("SELECT count(*) FROM tickets WHERE booking_reference = 'XK93PQ'")).scalar_one() == 1
+
+
+def test_5_flight_status(stack: Stack) -> None:
+    me = new_sender()
+    reply = texts(stack.say(me, "Is AN204 on time today?"))
+    assert reply.startswith("AN204 from"), reply
+    assert stack.slots(me)["flight_number"] is None  # cleared for the next question
+
+
+def test_6_password_reset_is_neutral(stack: Stack) -> None:
+    known, unknown = new_sender(), new_sender()
+    assert "e-mail" in texts(stack.say(known, "I forgot my password"))
+    reply_known = texts(stack.say(known, "jane.smith@example.com"))
+    stack.say(unknown, "can't log in to my account")
+    reply_unknown = texts(stack.say(unknown, "nobody-here@example.org"))
+    assert reply_known == reply_unknown
+    assert "If an account exists" in reply_known
+
+
+def test_8_out_of_scope_is_refused_politely(stack: Stack) -> None:
+    reply = texts(stack.say(new_sender(), "Write me a poem about cats"))
+    assert "can't help with that" in reply and "book flights" in reply, reply
+
+
+def test_10_two_fallbacks_in_a_row_offer_a_human(stack: Stack) -> None:
+    me = new_sender()
+    first = stack.say(me, "blorp zzkt wibble")
+    assert texts(first)
+    second = stack.say(me, "qwv plonk frazzle")
+    assert "talk to one of our agents" in texts(second), texts(second)
+    assert any(b["payload"] == "/request_human" for b in buttons(second))
+
+
+def test_9_asking_for_a_human_creates_a_ticket(stack: Stack) -> None:
+    me = new_sender()
+    stack.say(me, "hi")
+    reply = texts(stack.say(me, "I want to talk to a human"))
+    assert "ticket #" in reply, reply
+
+
+def test_stop_inside_a_form_after_confirmation(stack: Stack) -> None:
+    me = new_sender()
+    stack.say(me, "book a flight to Krabi")
+    assert "stop" in texts(stack.say(me, "never mind"))
+    assert "stopped" in texts(stack.say(me, "yes"))
+    tracker = stack.tracker(me)
+    assert tracker["active_loop"] == {} or not tracker["active_loop"].get("name")
+    assert tracker["slots"]["destination"] is None

@@ -1,0 +1,67 @@
+"""Rasa's own checks: `rasa data validate` and `rasa test` on tests/test_stories.yml with the
+action server of the e2e stack running."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import ARTIFACTS, MODEL, RASA, ROOT, Stack
+
+pytestmark = pytest.mark.e2e
+
+UNUSED_UTTERANCE = re.compile(r"The utterance '(utter_[\w/]+)' is not used in any story or rule")
+
+
+def justified(warning: str) -> bool:
+    """Rasa cannot see responses chosen by custom actions, nor a form's utter_ask_<slot>.
+
+    Such a warning is justified only when the response really is used: named in an action's
+    source, or asked by a form for one of its required slots.
+    """
+    match = UNUSED_UTTERANCE.search(warning)
+    if not match:
+        return False
+    name = match.group(1)
+    actions_source = "\n".join(p.read_text() for p in (ROOT / "actions").glob("*.py"))
+    if f'"{name}"' in actions_source or f"utter_flight_status_{{" in actions_source and name.startswith(
+        "utter_flight_status_"
+    ):
+        return True
+    domain = yaml.safe_load((ROOT / "domain.yml").read_text())
+    asked = {f"utter_ask_{slot}" for form in domain["forms"].values() for slot in form["required_slots"]}
+    return name in asked
+
+
+def test_rasa_data_validate(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [str(RASA), "data", "validate", "--config", "config.yml", "--domain", "domain.yml", "--data", "data"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    output = run.stdout + run.stderr
+    (ARTIFACTS / "rasa-data-validate.txt").write_text(output)
+    assert run.returncode == 0, output[-4000:]
+    warnings = [line for line in output.splitlines() if "UserWarning" in line or re.search(r"\bWARNING\b", line)]
+    unexplained = [w for w in warnings if not justified(w)]
+    assert not unexplained, "\n".join(unexplained)
+
+
+def test_rasa_test_stories(stack: Stack, tmp_path: Path) -> None:
+    endpoints = tmp_path / "endpoints.yml"
+    endpoints.write_text(f'action_endpoint:\n  url: "{stack.action_url}/webhook"\n')
+    out = ARTIFACTS / "rasa-test"
+    run = subprocess.run(
+        [str(RASA), "test", "core", "--model", str(MODEL), "--stories", "tests/test_stories.yml",
+         "--endpoints", str(endpoints), "--out", str(out), "--fail-on-prediction-errors", "--no-plot"],
+        cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=900,
+    )
+    output = run.stdout + run.stderr
+    (ARTIFACTS / "rasa-test-core.txt").write_text(output)
+    failed = out / "failed_test_stories.yml"
+    failed_text = failed.read_text() if failed.exists() else ""
+    assert run.returncode == 0, (failed_text or output)[-6000:]
+    assert "# None of the test stories failed" in failed_text or not failed_text.strip().startswith("- story"), failed_text
