@@ -36,9 +36,7 @@ class ActionRequestPasswordReset(Action):
     def name(self) -> str:
         return "action_request_password_reset"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         reset: list[EventType] = [SlotSet("email", None)]
         try:
             await call_tool(

@@ -158,9 +158,7 @@ class ActionSearchFlights(Action):
     def name(self) -> str:
         return "action_search_flights"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         origin, destination = tracker.get_slot("origin"), tracker.get_slot("destination")
         cabin = tracker.get_slot("cabin")
         passengers = int(tracker.get_slot("passengers") or 1)
@@ -228,9 +226,7 @@ class ActionChooseFlight(Action):
     def name(self) -> str:
         return "action_choose_flight"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         options: list[dict[str, Any]] = tracker.get_slot("flight_options") or []
         chosen = self._pick(tracker, options)
         if chosen is None:
@@ -315,9 +311,7 @@ class ActionBookingSummary(Action):
     def name(self) -> str:
         return "action_booking_summary"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         option = _chosen_option(tracker)
         if option is None:
             dispatcher.utter_message(response="utter_booking_incomplete")
@@ -343,9 +337,7 @@ class ActionCreateBooking(Action):
     def name(self) -> str:
         return "action_create_booking"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         option = _chosen_option(tracker)
         confirmed = latest_intent(tracker) == "affirm" and previous_bot_action(tracker) == "action_booking_summary"
         if option is None or not confirmed:
@@ -384,8 +376,6 @@ class ActionDeclineBooking(Action):
     def name(self) -> str:
         return "action_decline_booking"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         dispatcher.utter_message(response="utter_booking_not_confirmed")
         return reset_booking()

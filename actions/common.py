@@ -85,8 +85,6 @@ def previous_bot_action(tracker: Tracker) -> str | None:
             continue
         if seen_user and event.get("event") == "action":
             name = event.get("name")
-            if name not in ("action_listen", "action_extract_slots") and not str(name).startswith(
-                "validate_"
-            ):
+            if name not in ("action_listen", "action_extract_slots") and not str(name).startswith("validate_"):
                 return str(name)
     return None

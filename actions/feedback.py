@@ -11,15 +11,14 @@ from tandem.errors import Invalid
 from tandem.normalize import parse_rating
 
 from .common import ToolFailed, call_tool, caller_of, first_value
+from .context import toolbox
 
 
 class ActionRecordRating(Action):
     def name(self) -> str:
         return "action_record_rating"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         value = first_value(tracker.get_slot("rating")) or tracker.latest_message.get("text") or ""
         try:
             rating = parse_rating(value)

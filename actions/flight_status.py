@@ -54,9 +54,7 @@ class ActionFlightStatus(Action):
     def name(self) -> str:
         return "action_flight_status"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         reset: list[EventType] = [SlotSet("flight_number", None), SlotSet("flight_date", None)]
         number = tracker.get_slot("flight_number")
         day = _status_day(tracker.get_slot("flight_date"))
@@ -75,9 +73,9 @@ class ActionFlightStatus(Action):
             origin=city_name(info.origin),
             destination=city_name(info.destination),
             date=long_date(day),
-            departure=local_time(info.estimated_departure),
-            arrival=local_time(info.estimated_arrival),
-            scheduled_departure=local_time(info.scheduled_departure),
+            departure=local_time(info.estimated_departure_local or info.scheduled_departure_local),
+            arrival=local_time(info.estimated_arrival_local or info.scheduled_arrival_local),
+            scheduled_departure=local_time(info.scheduled_departure_local),
             delay_minutes=info.delay_minutes,
         )
         return reset

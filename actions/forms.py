@@ -20,9 +20,7 @@ class ActionStopForm(Action):
     def name(self) -> str:
         return "action_stop_form"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         form = tracker.active_loop.get("name")
         events: list[EventType] = [ActiveLoop(None), SlotSet("requested_slot", None)]
         if form in ("flight_booking_form", "booking_contact_form"):

@@ -21,8 +21,14 @@ def transcript(tracker: Tracker) -> list[dict[str, Any]]:
     for event in tracker.events:
         if event.get("event") == "user":
             intent = (event.get("parse_data") or {}).get("intent") or {}
-            turns.append({"role": "user", "text": event.get("text") or "", "at": event.get("timestamp"),
-                          "intent": intent.get("name")})
+            turns.append(
+                {
+                    "role": "user",
+                    "text": event.get("text") or "",
+                    "at": event.get("timestamp"),
+                    "intent": intent.get("name"),
+                }
+            )
         elif event.get("event") == "bot" and event.get("text"):
             turns.append({"role": "bot", "text": event.get("text"), "at": event.get("timestamp")})
     return turns[-TRANSCRIPT_TURNS:]
@@ -46,9 +52,7 @@ class ActionHandoff(Action):
     def name(self) -> str:
         return "action_handoff"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         reason = handoff_reason(tracker)
         slots = {k: v for k, v in tracker.current_slot_values().items() if v is not None and k != "flight_options"}
         events: list[EventType] = [SlotSet("requested_slot", None)]

@@ -85,7 +85,12 @@ class ValidateBookingLookupForm(FormValidationAction):
         except NotFound:
             failures = int(tracker.get_slot("lookup_failures") or 0) + 1
             if failures >= MAX_LOOKUP_FAILURES:
-                return {"last_name": None, "booking_ref": None, "lookup_failures": float(failures), "lookup_locked": True}
+                return {
+                    "last_name": None,
+                    "booking_ref": None,
+                    "lookup_failures": float(failures),
+                    "lookup_locked": True,
+                }
             dispatcher.utter_message(response="utter_booking_not_found")
             return {"last_name": None, "booking_ref": None, "lookup_failures": float(failures)}
         return {"last_name": last_name}
@@ -105,9 +110,7 @@ class ActionGetBooking(Action):
     def name(self) -> str:
         return "action_get_booking"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         if _locked(dispatcher, tracker):
             return reset_lookup()
         try:
@@ -145,9 +148,7 @@ class ActionQuoteCancellation(Action):
     def name(self) -> str:
         return "action_quote_cancellation"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         if _locked(dispatcher, tracker):
             return reset_lookup()
         reference = tracker.get_slot("booking_ref")
@@ -194,9 +195,7 @@ class ActionCancelBooking(Action):
     def name(self) -> str:
         return "action_cancel_booking"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         quote = tracker.get_slot("cancellation_quote")
         reference = tracker.get_slot("booking_ref")
         confirmed = latest_intent(tracker) == "affirm" and previous_bot_action(tracker) == "action_quote_cancellation"
@@ -239,8 +238,6 @@ class ActionKeepBooking(Action):
     def name(self) -> str:
         return "action_keep_booking"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         dispatcher.utter_message(response="utter_cancellation_kept")
         return [SlotSet("cancellation_quote", None)]

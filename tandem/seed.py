@@ -133,9 +133,7 @@ def timetable() -> list[ScheduledRoute]:
                     ScheduledRoute(f"AN{block + 2 * i}", hub, airport.code, out_departure, duration, international)
                 )
                 routes.append(
-                    ScheduledRoute(
-                        f"AN{block + 2 * i + 1}", airport.code, hub, back_departure, duration, international
-                    )
+                    ScheduledRoute(f"AN{block + 2 * i + 1}", airport.code, hub, back_departure, duration, international)
                 )
     return routes
 
@@ -153,10 +151,9 @@ def seed(session: Session, *, settings: Settings, now: datetime) -> SeedReport:
 
 def flight_row(route: ScheduledRoute, day: date, zone: ZoneInfo) -> dict[str, object]:
     """The database row of one route on one local day, with its fares and status."""
-    rng = random.Random(f"{SEED}:{route.flight_number}:{day.isoformat()}")
-    departure_local = datetime(day.year, day.month, day.day, tzinfo=zone) + timedelta(
-        minutes=route.departure_minute
-    )
+    # Deterministic demo data, not security: a seeded PRNG is exactly what is wanted.
+    rng = random.Random(f"{SEED}:{route.flight_number}:{day.isoformat()}")  # noqa: S311
+    departure_local = datetime(day.year, day.month, day.day, tzinfo=zone) + timedelta(minutes=route.departure_minute)
     departure_at = departure_local.astimezone(ZoneInfo("UTC"))
     arrival_at = departure_at + timedelta(minutes=route.duration_minutes)
     base = Decimal(500 + 10 * route.duration_minutes) * (Decimal("1.8") if route.international else 1)
@@ -164,8 +161,8 @@ def flight_row(route: ScheduledRoute, day: date, zone: ZoneInfo) -> dict[str, ob
     factor = Decimal(str(round(0.85 + 0.5 * rng.random(), 3)))
     if day.weekday() in (4, 6):
         factor += Decimal("0.10")
-    economy = (base * factor).quantize(Decimal("10"), rounding=ROUND_HALF_UP)
-    business = (economy * Decimal("3.5")).quantize(Decimal("10"), rounding=ROUND_HALF_UP)
+    economy = (base * factor).quantize(Decimal("1E1"), rounding=ROUND_HALF_UP)
+    business = (economy * Decimal("3.5")).quantize(Decimal("1E1"), rounding=ROUND_HALF_UP)
     draw = rng.random()
     status, delay = "scheduled", 0
     if draw < CANCELLED_SHARE:
@@ -210,9 +207,7 @@ def _seed_flights(session: Session, *, settings: Settings, now: datetime) -> int
     last = first + timedelta(days=settings.schedule_days - 1)
     existing = set(
         session.execute(
-            select(Flight.flight_number, Flight.departure_date).where(
-                Flight.departure_date.between(first, last)
-            )
+            select(Flight.flight_number, Flight.departure_date).where(Flight.departure_date.between(first, last))
         ).tuples()
     )
     routes = timetable()
@@ -247,7 +242,7 @@ def _seed_bookings(session: Session, *, settings: Settings, now: datetime) -> in
     for spec in SEED_BOOKINGS:
         if spec.reference in existing:
             continue
-        flight = _flight_for(session, spec, today=today, now=now)
+        flight = _flight_for(session, spec, settings=settings, today=today, now=now)
         if flight is None:
             log.warning("no flight for seeded booking %s; skipped", spec.reference)
             continue
@@ -259,9 +254,7 @@ def _seed_bookings(session: Session, *, settings: Settings, now: datetime) -> in
         cancelled = spec.status == "cancelled"
         if not cancelled:
             seats = Flight.seats_business if spec.cabin == "business" else Flight.seats_economy
-            session.execute(
-                update(Flight).where(Flight.id == flight.id).values({seats: seats - spec.passengers})
-            )
+            session.execute(update(Flight).where(Flight.id == flight.id).values({seats: seats - spec.passengers}))
         session.add(
             Booking(
                 reference=spec.reference,
@@ -285,7 +278,9 @@ def _seed_bookings(session: Session, *, settings: Settings, now: datetime) -> in
     return added
 
 
-def _flight_for(session: Session, spec: SeedBooking, *, today: date, now: datetime) -> Flight | None:
+def _flight_for(
+    session: Session, spec: SeedBooking, *, settings: Settings, today: date, now: datetime
+) -> Flight | None:
     if spec.flight_number is None:
         return session.scalars(
             select(Flight)
@@ -297,9 +292,15 @@ def _flight_for(session: Session, spec: SeedBooking, *, today: date, now: dateti
             .order_by(Flight.departure_at, Flight.flight_number)
             .limit(1)
         ).first()
-    return session.scalars(
-        select(Flight).where(
-            Flight.flight_number == spec.flight_number,
-            Flight.departure_date == today + timedelta(days=spec.days_ahead),
-        )
+    day = today + timedelta(days=spec.days_ahead)
+    flight = session.scalars(
+        select(Flight).where(Flight.flight_number == spec.flight_number, Flight.departure_date == day)
     ).first()
+    if flight is None:
+        # A short SCHEDULE_DAYS window does not reach the booking: add just that flight, exactly
+        # as a longer window would have (so extending the window later skips it).
+        route = next(r for r in timetable() if r.flight_number == spec.flight_number)
+        flight = Flight(**flight_row(route, day, ZoneInfo(settings.timezone)))
+        session.add(flight)
+        session.flush()
+    return flight

@@ -46,7 +46,5 @@ def run_migrations_online() -> None:
 
 
 if context.is_offline_mode():
-    raise SystemExit(
-        "offline (--sql) migrations are not supported; run against a database"
-    )
+    raise SystemExit("offline (--sql) migrations are not supported; run against a database")
 run_migrations_online()

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from tandem.db.models import Customer, PasswordResetOutbox
 from tandem.errors import Invalid, RateLimited
 from tandem.ratelimit import RateLimiter
-from tandem.services.common import normalize_email, require_aware
+from tandem.services.common import normalize_email, require_aware, rowcount
 from tandem.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def consume_reset_token(session: Session, *, token: str, now: datetime) -> str:
         .values(used_at=now)
         .execution_options(synchronize_session=False)
     )
-    if used.rowcount != 1:
+    if rowcount(used) != 1:
         raise Invalid("this reset link is invalid or has expired", reason="token")
     email = session.scalar(select(PasswordResetOutbox.email).where(PasswordResetOutbox.token_hash == token_hash))
     assert email is not None  # the row was just updated in this transaction

@@ -47,6 +47,7 @@ from tandem.services.common import (
     normalize_name_for_match,
     normalize_reference,
     require_aware,
+    rowcount,
     to_local,
 )
 from tandem.settings import Settings
@@ -115,6 +116,7 @@ class BookingDetails:
 class CancellationQuote:
     reference: str
     booking_status: str
+    flight_number: str
     cabin: str
     passengers: int
     departure_local: datetime
@@ -183,7 +185,7 @@ def create_booking(
         .values({seats: seats - passengers})
         .execution_options(synchronize_session=False)
     )
-    if taken.rowcount != 1:
+    if rowcount(taken) != 1:
         _raise_why_not_bookable(session, flight_id=flight_id, now=now)
 
     # populate_existing: an instance already in this session would still show the old seat count.
@@ -295,7 +297,7 @@ def cancel_booking(
         )
         .execution_options(synchronize_session=False)
     )
-    if changed.rowcount != 1:
+    if rowcount(changed) != 1:
         raise Conflict("the booking was changed meanwhile", reason="already_cancelled")
 
     if quote.needs_approval:
@@ -387,6 +389,7 @@ def _quote(booking: Booking, flight: Flight, *, settings: Settings, now: datetim
     return CancellationQuote(
         reference=booking.reference,
         booking_status=booking.status,
+        flight_number=flight.flight_number,
         cabin=booking.cabin,
         passengers=booking.passengers,
         departure_local=to_local(flight.departure_at, settings.timezone),

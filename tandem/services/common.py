@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime
+from typing import Any, cast
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import CursorResult, Result
 
 from tandem.errors import Invalid
 
@@ -64,6 +67,11 @@ def check_passengers(passengers: int, maximum: int) -> int:
     if isinstance(passengers, bool) or not 1 <= passengers <= maximum:
         raise Invalid(f"passengers must be between 1 and {maximum}", reason="passengers")
     return passengers
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows matched by an UPDATE/DELETE (``Session.execute`` is typed as returning a plain Result)."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def require_aware(now: datetime) -> None:

@@ -72,9 +72,7 @@ def search_flights(
     check_cabin(cabin)
     if not 1 <= limit <= 50:
         raise Invalid("limit must be between 1 and 50", reason="limit")
-    route_exists = session.scalar(
-        select(exists().where(Flight.origin == origin, Flight.destination == destination))
-    )
+    route_exists = session.scalar(select(exists().where(Flight.origin == origin, Flight.destination == destination)))
     if not route_exists:
         raise Invalid(f"no flights from {origin} to {destination}", reason="no_route")
 

@@ -120,16 +120,36 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     rasa_log = ARTIFACTS / "rasa.log"
     actions = subprocess.Popen(
         [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(action_port)],
-        cwd=ROOT, env=env, stdout=action_log.open("wb"), stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+        stdout=action_log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     rasa = None
     try:
         wait_until_up(f"http://127.0.0.1:{action_port}/health", actions, action_log, 60)
         rasa = subprocess.Popen(
-            [str(RASA), "run", "--model", str(MODEL), "--endpoints", "endpoints.yml",
-             "--credentials", "credentials.yml", "--enable-api", "--auth-token", token,
-             "--interface", "127.0.0.1", "--port", str(rasa_port)],
-            cwd=ROOT, env=env, stdout=rasa_log.open("wb"), stderr=subprocess.STDOUT,
+            [
+                str(RASA),
+                "run",
+                "--model",
+                str(MODEL),
+                "--endpoints",
+                "endpoints.yml",
+                "--credentials",
+                "credentials.yml",
+                "--enable-api",
+                "--auth-token",
+                token,
+                "--interface",
+                "127.0.0.1",
+                "--port",
+                str(rasa_port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=rasa_log.open("wb"),
+            stderr=subprocess.STDOUT,
         )
         wait_until_up(f"http://127.0.0.1:{rasa_port}/", rasa, rasa_log, 240)
         yield Stack(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{action_port}", token, env, database_url)

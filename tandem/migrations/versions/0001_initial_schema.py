@@ -15,9 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 # JSONB on PostgreSQL (indexable, compact), JSON text elsewhere; must match tandem.db.models.
-JSON_TYPE = sa.JSON().with_variant(
-    postgresql.JSONB(astext_type=sa.Text()), "postgresql"
-)
+JSON_TYPE = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -68,9 +66,7 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_password_reset_outbox")),
-        sa.UniqueConstraint(
-            "token_hash", name=op.f("uq_password_reset_outbox_token_hash")
-        ),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_password_reset_outbox_token_hash")),
     )
     op.create_index(
         op.f("ix_password_reset_outbox_email"),
@@ -84,14 +80,10 @@ def upgrade() -> None:
         sa.Column("conversation_id", sa.String(length=128), nullable=False),
         sa.Column("rating", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint(
-            "rating BETWEEN 1 AND 5", name=op.f("ck_ratings_rating_range")
-        ),
+        sa.CheckConstraint("rating BETWEEN 1 AND 5", name=op.f("ck_ratings_rating_range")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ratings")),
     )
-    op.create_index(
-        op.f("ix_ratings_conversation_id"), "ratings", ["conversation_id"], unique=False
-    )
+    op.create_index(op.f("ix_ratings_conversation_id"), "ratings", ["conversation_id"], unique=False)
     op.create_table(
         "tickets",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -104,21 +96,15 @@ def upgrade() -> None:
         sa.Column("summary", sa.Text(), nullable=False),
         sa.Column("booking_reference", sa.String(length=6), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint(
-            "kind IN ('handoff', 'refund_approval')", name=op.f("ck_tickets_kind_known")
-        ),
+        sa.CheckConstraint("kind IN ('handoff', 'refund_approval')", name=op.f("ck_tickets_kind_known")),
         sa.CheckConstraint(
             "status IN ('open', 'assigned', 'closed')",
             name=op.f("ck_tickets_status_known"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tickets")),
     )
-    op.create_index(
-        op.f("ix_tickets_conversation_id"), "tickets", ["conversation_id"], unique=False
-    )
-    op.create_index(
-        "ix_tickets_status_created", "tickets", ["status", "created_at"], unique=False
-    )
+    op.create_index(op.f("ix_tickets_conversation_id"), "tickets", ["conversation_id"], unique=False)
+    op.create_index("ix_tickets_status_created", "tickets", ["status", "created_at"], unique=False)
     op.create_table(
         "flights",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -138,28 +124,18 @@ def upgrade() -> None:
             "status IN ('scheduled', 'delayed', 'departed', 'landed', 'cancelled')",
             name=op.f("ck_flights_status_known"),
         ),
-        sa.CheckConstraint(
-            "arrival_at > departure_at", name=op.f("ck_flights_arrives_after_departure")
-        ),
+        sa.CheckConstraint("arrival_at > departure_at", name=op.f("ck_flights_arrives_after_departure")),
         sa.CheckConstraint("delay_minutes >= 0", name=op.f("ck_flights_delay_nonneg")),
-        sa.CheckConstraint(
-            "seats_business >= 0", name=op.f("ck_flights_seats_business_nonneg")
-        ),
-        sa.CheckConstraint(
-            "seats_economy >= 0", name=op.f("ck_flights_seats_economy_nonneg")
-        ),
+        sa.CheckConstraint("seats_business >= 0", name=op.f("ck_flights_seats_business_nonneg")),
+        sa.CheckConstraint("seats_economy >= 0", name=op.f("ck_flights_seats_economy_nonneg")),
         sa.ForeignKeyConstraint(
             ["destination"],
             ["airports.code"],
             name=op.f("fk_flights_destination_airports"),
         ),
-        sa.ForeignKeyConstraint(
-            ["origin"], ["airports.code"], name=op.f("fk_flights_origin_airports")
-        ),
+        sa.ForeignKeyConstraint(["origin"], ["airports.code"], name=op.f("fk_flights_origin_airports")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_flights")),
-        sa.UniqueConstraint(
-            "flight_number", "departure_date", name="uq_flights_number_date"
-        ),
+        sa.UniqueConstraint("flight_number", "departure_date", name="uq_flights_number_date"),
     )
     op.create_index(
         "ix_flights_route_departure",
@@ -184,20 +160,14 @@ def upgrade() -> None:
         sa.Column("hold_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("cancelled_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("refund_amount", sa.Numeric(12, 2), nullable=True),
-        sa.CheckConstraint(
-            "cabin IN ('economy', 'business')", name=op.f("ck_bookings_cabin_known")
-        ),
+        sa.CheckConstraint("cabin IN ('economy', 'business')", name=op.f("ck_bookings_cabin_known")),
         sa.CheckConstraint(
             "status IN ('held', 'confirmed', 'cancelled', 'cancellation_pending')",
             name=op.f("ck_bookings_status_known"),
         ),
-        sa.CheckConstraint(
-            "passengers BETWEEN 1 AND 9", name=op.f("ck_bookings_passengers_range")
-        ),
+        sa.CheckConstraint("passengers BETWEEN 1 AND 9", name=op.f("ck_bookings_passengers_range")),
         sa.CheckConstraint("total_amount >= 0", name=op.f("ck_bookings_total_nonneg")),
-        sa.ForeignKeyConstraint(
-            ["flight_id"], ["flights.id"], name=op.f("fk_bookings_flight_id_flights")
-        ),
+        sa.ForeignKeyConstraint(["flight_id"], ["flights.id"], name=op.f("fk_bookings_flight_id_flights")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_bookings")),
         sa.UniqueConstraint("reference", name=op.f("uq_bookings_reference")),
     )
@@ -214,9 +184,7 @@ def downgrade() -> None:
     op.drop_table("tickets")
     op.drop_index(op.f("ix_ratings_conversation_id"), table_name="ratings")
     op.drop_table("ratings")
-    op.drop_index(
-        op.f("ix_password_reset_outbox_email"), table_name="password_reset_outbox"
-    )
+    op.drop_index(op.f("ix_password_reset_outbox_email"), table_name="password_reset_outbox")
     op.drop_table("password_reset_outbox")
     op.drop_table("customers")
     op.drop_index(op.f("ix_audit_log_at"), table_name="audit_log")

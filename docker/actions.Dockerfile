@@ -1,0 +1,13 @@
+# The action server (application environment): Python 3.11, current rasa-sdk, the tandem package.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY requirements/app.lock.txt requirements/tools.txt requirements/
+RUN pip install --no-cache-dir -r requirements/tools.txt \
+ && uv pip install --system --no-cache -r requirements/app.lock.txt
+COPY alembic.ini ./
+COPY tandem/ tandem/
+COPY actions/ actions/
+USER 1001
+EXPOSE 5055
+CMD ["python", "-m", "rasa_sdk", "--actions", "actions", "--port", "5055"]

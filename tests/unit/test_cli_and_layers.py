@@ -1,0 +1,76 @@
+"""The command line, and the import direction of the package (services never see Rasa/tools)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, delete, func, select
+
+from tandem.cli import main
+from tandem.db.models import Booking, Flight
+
+PACKAGE = Path(__file__).resolve().parents[2] / "tandem"
+
+
+def test_cli_migrate_seed_and_reset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db_file = tmp_path / "var" / "cli.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db_file}")
+    monkeypatch.setenv("SCHEDULE_DAYS", "7")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert main(["migrate"]) == 0
+    assert main(["seed"]) == 0
+    assert main(["seed"]) == 0  # idempotent
+    engine = create_engine(f"sqlite:///{db_file}")
+    try:
+        with engine.connect() as conn:
+            # The 7-day window plus the three seeded bookings' flights further out.
+            assert conn.scalar(select(func.count()).select_from(Flight)) == 7 * 112 + 3
+            assert conn.scalar(select(func.count()).select_from(Booking)) == 4
+            conn.execute(delete(Booking).where(Booking.reference == "AB12CD"))
+            conn.commit()
+        assert main(["reset-db"]) == 2  # refuses without --yes
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(Booking)) == 3
+        assert main(["reset-db", "--yes"]) == 0
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(Booking)) == 4
+            assert conn.scalar(select(func.count()).select_from(Flight)) == 7 * 112 + 3
+    finally:
+        engine.dispose()
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("folder", ["services", "db"])
+def test_lower_layers_do_not_import_upper_ones(folder: str) -> None:
+    forbidden = ("rasa", "rasa_sdk", "actions", "tandem.tools", "tandem.cli")
+    files = sorted((PACKAGE / folder).glob("*.py"))
+    assert files
+    for path in files:
+        bad = {n for n in _imports(path) if n.split(".")[0] in forbidden or n in forbidden}
+        assert not bad, f"{path.name} imports {bad}"
+
+
+def test_no_print_in_my_modules() -> None:
+    modules = [
+        *PACKAGE.glob("services/*.py"),
+        *PACKAGE.glob("db/*.py"),
+        *(PACKAGE / name for name in ("tools.py", "cli.py", "seed.py", "ratelimit.py", "clock.py")),
+    ]
+    for path in modules:
+        calls = [
+            n
+            for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "print"
+        ]
+        assert not calls, path

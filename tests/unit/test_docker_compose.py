@@ -1,0 +1,73 @@
+"""docker-compose.yml cannot run here (no Docker engine), so its wiring is checked by parsing:
+every service the architecture names, every variable endpoints.yml needs, healthy start order,
+files that exist, the same pinned versions as the local environments."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
+
+
+def test_services_of_the_architecture(compose: dict[str, Any]) -> None:
+    assert {"postgres", "redis", "migrate", "actions", "rasa"} <= set(compose["services"])
+
+
+def test_rasa_gets_every_variable_endpoints_yml_needs(compose: dict[str, Any]) -> None:
+    endpoints = "\n".join(line.split("#")[0] for line in (ROOT / "endpoints.yml").read_text().splitlines())
+    needed = set(re.findall(r"\$\{(\w+)\}", endpoints))
+    given = set(compose["services"]["rasa"]["environment"])
+    assert needed <= given, needed - given
+
+
+def test_rasa_uses_postgres_and_redis_and_the_action_service(compose: dict[str, Any]) -> None:
+    env = compose["services"]["rasa"]["environment"]
+    assert env["TRACKER_DB_DIALECT"] == "postgresql" and "@postgres:5432/" in env["TRACKER_DB_URL"]
+    assert env["LOCK_STORE_TYPE"] == "redis" and env["LOCK_STORE_HOST"] == "redis"
+    assert env["ACTION_SERVER_URL"] == "http://actions:5055/webhook"
+    command = compose["services"]["rasa"]["command"]
+    assert "--enable-api" in command and "--auth-token" in command
+    # The HTTP API is published on the host's loopback only.
+    assert all(p.startswith("127.0.0.1:") for p in compose["services"]["rasa"]["ports"])
+
+
+def test_application_services_use_postgres_and_redis(compose: dict[str, Any]) -> None:
+    for name in ("migrate", "actions"):
+        env = compose["services"][name]["environment"]
+        assert env["DATABASE_URL"].startswith("postgresql+psycopg://") and "@postgres:5432/" in env["DATABASE_URL"]
+        assert env["REDIS_URL"].startswith("redis://redis:6379")
+
+
+def test_start_order_waits_for_health(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["actions"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert services["rasa"]["depends_on"]["actions"]["condition"] == "service_healthy"
+    for name in ("postgres", "redis", "actions"):
+        assert services[name]["healthcheck"]["test"]
+
+
+def test_no_secret_is_written_into_the_file(compose: dict[str, Any]) -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    for secret in ("POSTGRES_PASSWORD", "RASA_API_TOKEN"):
+        assert f"${{{secret}:?" in text
+    assert not re.search(r"PASSWORD:\s*['\"]?[A-Za-z0-9]{4,}", text.replace("${POSTGRES_PASSWORD", ""))
+
+
+def test_dockerfiles_exist_and_pin_the_same_versions(compose: dict[str, Any]) -> None:
+    for service in compose["services"].values():
+        if "build" in service:
+            assert (ROOT / service["build"]["dockerfile"]).is_file()
+    rasa_pin = re.search(r"^rasa==([\d.]+)$", (ROOT / "requirements/rasa.lock.txt").read_text(), re.M)
+    assert rasa_pin and f"rasa/rasa:{rasa_pin.group(1)}" in (ROOT / "docker/rasa.Dockerfile").read_text()
+    assert "requirements/app.lock.txt" in (ROOT / "docker/actions.Dockerfile").read_text()
