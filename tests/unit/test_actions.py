@@ -25,10 +25,11 @@ from actions.booking import (
 )
 from actions.context import use_toolbox
 from actions.fallback import ActionFallback, consecutive_fallbacks
+from actions.feedback import ActionRecordRating
 from actions.flight_status import ActionFlightStatus
 from actions.handoff import ActionHandoff
 from actions.lookup import ActionCancelBooking, ActionQuoteCancellation, ValidateBookingLookupForm
-from tandem.db.models import Booking, PasswordResetOutbox, Ticket
+from tandem.db.models import Booking, PasswordResetOutbox, Rating, Ticket
 from tandem.ratelimit import InMemoryRateLimiter
 from tandem.tools import Toolbox
 
@@ -407,3 +408,22 @@ async def test_handoff_creates_a_ticket_and_leaves_the_form(toolbox: Toolbox, db
 
 def test_dates_are_relative_to_the_airline_day(toolbox: Toolbox) -> None:
     assert isinstance(today_local(), date)
+
+
+@pytest.mark.parametrize(("slot", "text", "stored"), [(5.0, "/rate", 5), (None, "that was terrible, 1", 1)])
+async def test_rating_is_recorded(toolbox: Toolbox, db: Any, slot: float | None, text: str, stored: int) -> None:
+    dispatcher = CollectingDispatcher()
+    events = await ActionRecordRating().run(dispatcher, tracker({"rating": slot}, text=text, intent="rate"), DOMAIN)
+    assert events == [SlotSet("rating", float(stored))]
+    assert responses(dispatcher) == ["utter_rating_thanks"]
+    with db.sessions() as session:
+        assert session.execute(select(Rating.rating)).scalars().all() == [stored]
+
+
+async def test_a_rating_out_of_range_is_refused(toolbox: Toolbox, db: Any) -> None:
+    dispatcher = CollectingDispatcher()
+    events = await ActionRecordRating().run(dispatcher, tracker({"rating": 9.0}, text="9", intent="rate"), DOMAIN)
+    assert events == [SlotSet("rating", None)]
+    assert responses(dispatcher) == ["utter_rating_invalid"]
+    with db.sessions() as session:
+        assert session.execute(select(Rating)).first() is None

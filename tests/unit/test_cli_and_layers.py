@@ -74,3 +74,19 @@ def test_no_print_in_my_modules() -> None:
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "print"
         ]
         assert not calls, path
+
+
+def test_no_package_module_imports_rasa() -> None:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        bad = {n for n in _imports(path) if n.split(".")[0] in ("rasa", "rasa_sdk", "actions")}
+        assert not bad, f"{path.relative_to(PACKAGE)} imports {bad}"
+
+
+def test_actions_reach_data_only_through_the_toolbox() -> None:
+    """The Rasa layer holds no SQL, HTTP or Redis: it calls tandem.tools and pure helpers."""
+    forbidden = ("sqlalchemy", "psycopg", "redis", "httpx", "requests", "tandem.db", "tandem.services")
+    files = sorted((PACKAGE.parent / "actions").glob("*.py"))
+    assert len(files) >= 8
+    for path in files:
+        bad = {n for n in _imports(path) if any(n == f or n.startswith(f + ".") for f in forbidden)}
+        assert not bad, f"actions/{path.name} imports {bad}"
