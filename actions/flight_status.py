@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -42,9 +42,7 @@ def _status_day(text: Any) -> date:
         return today
     try:
         return parse_travel_date(
-            str(first_value(text)),
-            today=today - timedelta(days=STATUS_DAYS_BACK),
-            window_days=STATUS_DAYS_BACK + STATUS_DAYS_AHEAD,
+            str(first_value(text)), today=today, window_days=STATUS_DAYS_AHEAD, days_back=STATUS_DAYS_BACK
         )
     except Invalid:
         return today

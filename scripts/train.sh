@@ -12,7 +12,7 @@ fi
 echo "==> training the model (config, domain or data changed); this takes a few minutes"
 mkdir -p models
 start=$(date +%s)
-TF_CPP_MIN_LOG_LEVEL=3 SQLALCHEMY_SILENCE_UBER_WARNING=1 .venv-rasa/bin/rasa train \
+RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=3 SQLALCHEMY_SILENCE_UBER_WARNING=1 .venv-rasa/bin/rasa train \
   --config config.yml --domain domain.yml --data data --out models \
   --fixed-model-name tandem --quiet
 echo "$fingerprint" > models/.fingerprint

@@ -398,7 +398,7 @@ def _dateparser_date(text: str, today: date) -> date | None:
     return None
 
 
-def parse_travel_date(text: str, *, today: date, window_days: int) -> date:
+def parse_travel_date(text: str, *, today: date, window_days: int, days_back: int = 0) -> date:
     """Return the travel date the customer means, checked against the booking window.
 
     Understands ISO dates, day-month with or without year (day first: "25/1" is 25
@@ -408,7 +408,8 @@ def parse_travel_date(text: str, *, today: date, window_days: int) -> date:
     A day and month without a year means its next occurrence, today included.
 
     Raises:
-        Invalid: ``unparseable``; ``past`` (before ``today``); ``beyond_window`` (after
+        Invalid: ``unparseable``; ``past`` (before ``today - days_back``; ``days_back`` lets a
+            flight-status question be about yesterday); ``beyond_window`` (after
             ``today + window_days``).
     """
     if isinstance(today, datetime):
@@ -425,7 +426,7 @@ def parse_travel_date(text: str, *, today: date, window_days: int) -> date:
         result = None
     if result is None:
         raise Invalid("I could not understand that date.", reason="unparseable")
-    if result < today:
+    if result < today - timedelta(days=days_back):
         raise Invalid(f"{result.isoformat()} is in the past.", reason="past")
     if result > today + timedelta(days=window_days):
         raise Invalid(

@@ -110,6 +110,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "LOCK_STORE_PORT": "6379",
         "LOCK_STORE_DB": "1",
         "TF_CPP_MIN_LOG_LEVEL": "3",
+        "RASA_TELEMETRY_ENABLED": "false",
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         "PYTHONPATH": str(ROOT),
     }

@@ -3,6 +3,7 @@ action server of the e2e stack running."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path

@@ -619,3 +619,12 @@ def test_random_input_raises_only_invalid(name: str) -> None:
             func(text)
         except Invalid as exc:
             assert exc.reason
+
+
+def test_days_back_admits_recent_past_dates_only() -> None:
+    today = date(2026, 11, 24)
+    assert n.parse_travel_date("yesterday", today=today, window_days=30, days_back=2) == date(2026, 11, 23)
+    assert n.parse_travel_date("today", today=today, window_days=30, days_back=2) == today
+    with pytest.raises(Invalid) as error:
+        n.parse_travel_date("5 days ago", today=today, window_days=30, days_back=2)
+    assert error.value.reason in {"past", "unparseable"}
