@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-.PHONY: help install run shell train test lint validate bench-nlu clean
+.PHONY: help install run shell train test lint validate bench-nlu-baseline clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,3 +30,6 @@ validate: install  ## rasa data validate
 
 clean:  ## remove trained models and local databases (keeps the environments)
 	rm -rf models var .pytest_cache
+
+bench-nlu-baseline: install  ## NLU F1 on a held-out 20 % of the bot's data, training time, model size
+	@.venv-rasa/bin/python benchmarks/nlu_baseline.py --full

@@ -29,6 +29,10 @@ def justified(warning: str) -> bool:
         # the RegexEntityExtractor only uses regexes whose entity is annotated, so DIET sees the
         # same annotations; both extract the same span and the action server normalises it.
         return True
+    if "The intent 'inform' is not used in any story or rule" in warning:
+        # inform only answers a form's question: the forms' slot mappings consume it, and the
+        # test stories cover it (tests/test_stories.yml).
+        return True
     match = UNUSED_UTTERANCE.search(warning)
     if not match:
         return False
@@ -47,6 +51,7 @@ def test_rasa_data_validate(tmp_path: Path) -> None:
     run = subprocess.run(
         [str(RASA), "data", "validate", "--config", "config.yml", "--domain", "domain.yml", "--data", "data"],
         cwd=ROOT,
+        env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
         capture_output=True,
         text=True,
         timeout=600,
