@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -61,6 +61,108 @@ class Settings(BaseSettings):
     @property
     def is_postgres(self) -> bool:
         return self.database_url.startswith("postgresql")
+
+    # --- LLM fallback chain (issue 3) ------------------------------------------------------------
+    # No LLM_MODEL (the embedded default) means retrieval only. Any OpenAI-compatible server works:
+    # OpenAI (no base URL), Azure OpenAI's v1 endpoint, vLLM, Ollama, llama.cpp (LLM_BASE_URL).
+    llm_base_url: str | None = Field(default=None, alias="LLM_BASE_URL")
+    llm_api_key: SecretStr | None = Field(default=None, alias="LLM_API_KEY")
+    openai_api_key: SecretStr | None = Field(default=None, alias="OPENAI_API_KEY")
+    llm_model: str | None = Field(default=None, alias="LLM_MODEL")
+    # Per attempt; with the retries and backoff the whole call stays well under Rasa's 60 s lock.
+    llm_timeout_seconds: float = Field(default=10.0, gt=0, le=30, alias="LLM_TIMEOUT_SECONDS")
+    llm_max_retries: int = Field(default=2, ge=0, le=5, alias="LLM_MAX_RETRIES")
+    llm_backoff_base_seconds: float = Field(default=0.5, ge=0, le=10, alias="LLM_BACKOFF_BASE_SECONDS")
+    llm_backoff_max_seconds: float = Field(default=4.0, ge=0, le=30, alias="LLM_BACKOFF_MAX_SECONDS")
+    llm_total_timeout_seconds: float = Field(default=30.0, gt=0, le=50, alias="LLM_TOTAL_TIMEOUT_SECONDS")
+    llm_max_tokens: int = Field(default=350, ge=16, le=4096, alias="LLM_MAX_TOKENS")
+    llm_temperature: float = Field(default=0.0, ge=0, le=2, alias="LLM_TEMPERATURE")
+    llm_json_mode: bool = Field(default=True, alias="LLM_JSON_MODE")
+    llm_price_prompt_per_1k: Decimal = Field(default=Decimal("0"), ge=0, alias="LLM_PRICE_PROMPT_PER_1K")
+    llm_price_completion_per_1k: Decimal = Field(default=Decimal("0"), ge=0, alias="LLM_PRICE_COMPLETION_PER_1K")
+    llm_price_currency: str = Field(default="USD", alias="LLM_PRICE_CURRENCY")
+    llm_budget_tokens_per_conversation: int = Field(
+        default=20000, ge=0, alias="LLM_BUDGET_TOKENS_PER_CONVERSATION"
+    )
+    llm_budget_tokens_per_day: int = Field(default=2_000_000, ge=0, alias="LLM_BUDGET_TOKENS_PER_DAY")
+    llm_cache_ttl_seconds: int = Field(default=86400, ge=0, alias="LLM_CACHE_TTL_SECONDS")
+    llm_cache_max_entries: int = Field(default=2048, ge=0, alias="LLM_CACHE_MAX_ENTRIES")
+    knowledge_dir: str = Field(default="knowledge", alias="KNOWLEDGE_DIR")
+    fallback_top_k: int = Field(default=3, ge=1, le=8, alias="FALLBACK_TOP_K")
+    fallback_history_turns: int = Field(default=6, ge=0, le=20, alias="FALLBACK_HISTORY_TURNS")
+    fallback_max_input_chars: int = Field(default=500, ge=20, le=5000, alias="FALLBACK_MAX_INPUT_CHARS")
+    fallback_max_answer_chars: int = Field(default=600, ge=80, le=4000, alias="FALLBACK_MAX_ANSWER_CHARS")
+    fallback_rescue_threshold: float = Field(default=0.75, ge=0, le=1, alias="FALLBACK_RESCUE_THRESHOLD")
+    fallback_low_confidence: float = Field(default=0.4, ge=0, le=1, alias="FALLBACK_LOW_CONFIDENCE")
+    fallback_handoff_after: int = Field(default=2, ge=1, le=10, alias="FALLBACK_HANDOFF_AFTER")
+    # Retrieval-only answers: the best passage must clear both (tuned by benchmarks/fallback).
+    fallback_retrieval_min_score: float = Field(default=1.7, ge=0, alias="FALLBACK_RETRIEVAL_MIN_SCORE")
+    fallback_retrieval_min_coverage: float = Field(default=0.4, ge=0, le=1, alias="FALLBACK_RETRIEVAL_MIN_COVERAGE")
+    # Hosts a model's answer may link to (and their subdomains); other links are removed.
+    fallback_link_allowlist: str = Field(default="andaman-air.example", alias="FALLBACK_LINK_ALLOWLIST")
+
+    @property
+    def llm_configured(self) -> bool:
+        """True when a model is named: the chain then calls it; otherwise retrieval only."""
+        return bool(self.llm_model)
+
+    @property
+    def llm_secret(self) -> str | None:
+        """LLM_API_KEY, else OPENAI_API_KEY, else None (local servers need no key)."""
+        key = self.llm_api_key or self.openai_api_key
+        return key.get_secret_value() if key else None
+    # --- end of the LLM fallback chain block ------------------------------------------------------
+
+    # ==== website channel gateway (tandem/gateway, issue 4) — begin ===============================
+    # The gateway is the only public entry for web traffic; Rasa's HTTP API stays on localhost.
+    gateway_env: Literal["development", "production"] = Field(default="development", alias="GATEWAY_ENV")
+    # Signs the visitors' session tokens. Required (32+ characters) in production; in development an
+    # ephemeral one is generated at start-up (sessions then end with the process).
+    gateway_secret: SecretStr | None = Field(default=None, alias="GATEWAY_SECRET")
+    gateway_host: str = Field(default="127.0.0.1", alias="GATEWAY_HOST")
+    gateway_port: int = Field(default=8000, ge=1, le=65535, alias="GATEWAY_PORT")
+    gateway_max_message_chars: int = Field(default=1000, ge=1, le=10000, alias="GATEWAY_MAX_MESSAGE_CHARS")
+    gateway_max_body_bytes: int = Field(default=16384, ge=1024, le=1048576, alias="GATEWAY_MAX_BODY_BYTES")
+    # Comma-separated origins (https://www.example.com) allowed to call the API from a browser.
+    gateway_allowed_origins: str = Field(default="", alias="GATEWAY_ALLOWED_ORIGINS")
+    gateway_session_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=300, alias="GATEWAY_SESSION_TTL_SECONDS")
+    gateway_cookie_secure: bool = Field(default=False, alias="GATEWAY_COOKIE_SECURE")
+    # "none" lets the widget keep its cookie when embedded on another site (needs Secure, so HTTPS).
+    gateway_cookie_samesite: Literal["lax", "strict", "none"] = Field(default="lax", alias="GATEWAY_COOKIE_SAMESITE")
+    # Rate limits in the `limits` notation ("20/minute", "5/second;100/hour").
+    gateway_rate_limit_session: str = Field(default="20/minute", alias="GATEWAY_RATE_LIMIT_SESSION")
+    gateway_rate_limit_address: str = Field(default="120/minute", alias="GATEWAY_RATE_LIMIT_ADDRESS")
+    gateway_rate_limit_new_session: str = Field(default="10/minute", alias="GATEWAY_RATE_LIMIT_NEW_SESSION")
+    # Comma-separated proxy addresses whose X-Forwarded-For is trusted for the client address.
+    gateway_trusted_proxies: str = Field(default="", alias="GATEWAY_TRUSTED_PROXIES")
+    # When set, /metrics needs "Authorization: Bearer <token>".
+    gateway_metrics_token: SecretStr | None = Field(default=None, alias="GATEWAY_METRICS_TOKEN")
+    gateway_check_timeout_seconds: float = Field(default=2.0, gt=0, le=30, alias="GATEWAY_CHECK_TIMEOUT_SECONDS")
+    rasa_url: str = Field(default="http://127.0.0.1:5005", alias="RASA_URL")
+    # A turn may call several actions; stay well under Rasa's 60 s lock expiry.
+    rasa_timeout_seconds: float = Field(default=30.0, gt=0, le=55, alias="RASA_TIMEOUT_SECONDS")
+    rasa_api_token: SecretStr | None = Field(default=None, alias="RASA_API_TOKEN")
+    action_server_url: str = Field(default="http://127.0.0.1:5055/webhook", alias="ACTION_SERVER_URL")
+
+    @model_validator(mode="after")
+    def _safe_gateway_settings(self) -> Settings:
+        if self.gateway_cookie_samesite == "none" and not self.gateway_cookie_secure:
+            raise ValueError("GATEWAY_COOKIE_SAMESITE=none needs GATEWAY_COOKIE_SECURE=true (browsers refuse it)")
+        if self.gateway_env == "production":
+            secret = self.gateway_secret.get_secret_value() if self.gateway_secret else ""
+            if len(secret) < 32 or len(set(secret)) < 8 or secret.lower().startswith(("changeme", "change-me")):
+                raise ValueError("GATEWAY_SECRET must be a random string of 32+ characters in production")
+        return self
+
+    @property
+    def gateway_allowed_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.gateway_allowed_origins.split(",") if o.strip()]
+
+    @property
+    def gateway_trusted_proxy_list(self) -> list[str]:
+        return [p.strip() for p in self.gateway_trusted_proxies.split(",") if p.strip()]
+
+    # ==== website channel gateway — end ============================================================
 
 
 def load_settings(**overrides: object) -> Settings:

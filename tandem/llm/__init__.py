@@ -1,0 +1,33 @@
+"""The LLM layer of the fallback chain: client, prompts, JSON contract, sanitiser, cache, budgets, metrics."""
+
+from tandem.llm.budget import InMemoryTokenBudget, RedisTokenBudget, TokenBudget
+from tandem.llm.cache import AnswerCache, InMemoryAnswerCache, RedisAnswerCache, cache_key, make_answer_cache
+from tandem.llm.client import Completion, LlmClient, LlmUnavailable
+from tandem.llm.metrics import FallbackMetrics
+from tandem.llm.prompts import IntentChoice, Turn, build_messages
+from tandem.llm.sanitize import OutputSanitizer
+from tandem.llm.schema import LlmReply, parse_reply
+from tandem.llm.tokens import estimate_message_tokens, estimate_tokens
+
+__all__ = [
+    "AnswerCache",
+    "Completion",
+    "FallbackMetrics",
+    "InMemoryAnswerCache",
+    "InMemoryTokenBudget",
+    "IntentChoice",
+    "LlmClient",
+    "LlmReply",
+    "LlmUnavailable",
+    "OutputSanitizer",
+    "RedisAnswerCache",
+    "RedisTokenBudget",
+    "TokenBudget",
+    "Turn",
+    "build_messages",
+    "cache_key",
+    "estimate_message_tokens",
+    "estimate_tokens",
+    "make_answer_cache",
+    "parse_reply",
+]

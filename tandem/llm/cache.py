@@ -1,0 +1,138 @@
+"""The answer cache: validated model replies keyed by question, rescue intents and KB version.
+
+In-process (bounded LRU with a time to live) by default, Redis when ``REDIS_URL`` is set so every
+replica shares it. A cache failure is a miss, never an error: the cache saves money, it does not
+decide anything. Only validated :class:`~tandem.llm.schema.LlmReply` objects are stored, so a
+cached reply goes through the same checks as a fresh one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from tandem.llm.schema import LlmReply
+from tandem.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_PUNCT = re.compile(r"[^\w\s]")
+_WS = re.compile(r"\s+")
+
+
+def normalise_question(text: str) -> str:
+    """Lower case, no punctuation, single spaces: "Can I bring my surfboard?" == "can i bring my surfboard"."""
+    return _WS.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
+
+
+def cache_key(
+    question: str,
+    *,
+    intents: Sequence[str],
+    kb_version: str,
+    active_form: str | None = None,
+    requested_slot: str | None = None,
+) -> str:
+    """A stable key; the form context is part of it because the prompt differs inside a form."""
+    material = json.dumps(
+        [normalise_question(question), sorted(intents), kb_version, active_form, requested_slot], separators=(",", ":")
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+class AnswerCache(Protocol):
+    async def get(self, key: str) -> LlmReply | None:
+        """The cached reply, or None."""
+        ...
+
+    async def set(self, key: str, reply: LlmReply) -> None:
+        """Store a reply for the configured time to live."""
+        ...
+
+
+class InMemoryAnswerCache:
+    """A bounded LRU with a time to live, for one process."""
+
+    def __init__(
+        self, *, max_entries: int = 2048, ttl_seconds: int = 86400, clock: Callable[[], float] = time.monotonic
+    ):
+        self._max = max_entries
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._items: OrderedDict[str, tuple[float, LlmReply]] = OrderedDict()
+
+    async def get(self, key: str) -> LlmReply | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        expires, reply = item
+        if expires <= self._clock():
+            del self._items[key]
+            return None
+        self._items.move_to_end(key)
+        return reply
+
+    async def set(self, key: str, reply: LlmReply) -> None:
+        if self._max <= 0 or self._ttl <= 0:
+            return
+        self._items[key] = (self._clock() + self._ttl, reply)
+        self._items.move_to_end(key)
+        while len(self._items) > self._max:
+            self._items.popitem(last=False)
+
+
+class RedisAnswerCache:
+    """Replies as JSON strings with an expiry, shared by every replica."""
+
+    def __init__(self, client: aioredis.Redis, *, ttl_seconds: int = 86400, prefix: str = "tandem:llm:answer:"):
+        self._client = client
+        self._ttl = ttl_seconds
+        self._prefix = prefix
+
+    async def get(self, key: str) -> LlmReply | None:
+        try:
+            raw = await self._client.get(self._prefix + key)
+        except (RedisError, OSError, TimeoutError):
+            log.warning("answer cache unavailable; treating as a miss")
+            return None
+        if raw is None:
+            return None
+        try:
+            return LlmReply.model_validate_json(raw)
+        except ValueError:
+            return None
+
+    async def set(self, key: str, reply: LlmReply) -> None:
+        if self._ttl <= 0:
+            return
+        try:
+            await self._client.set(self._prefix + key, reply.model_dump_json(), ex=self._ttl)
+        except (RedisError, OSError, TimeoutError):
+            log.warning("answer cache unavailable; reply not stored")
+
+
+def make_redis_client(settings: Settings) -> aioredis.Redis:
+    """An asyncio Redis client with the configured timeouts."""
+    if not settings.redis_url:
+        raise ValueError("REDIS_URL is not set")
+    return aioredis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_seconds,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+    )
+
+
+def make_answer_cache(settings: Settings, client: aioredis.Redis | None = None) -> AnswerCache:
+    """Redis when ``REDIS_URL`` is set, else in-process."""
+    if settings.redis_url or client is not None:
+        return RedisAnswerCache(client or make_redis_client(settings), ttl_seconds=settings.llm_cache_ttl_seconds)
+    return InMemoryAnswerCache(max_entries=settings.llm_cache_max_entries, ttl_seconds=settings.llm_cache_ttl_seconds)
