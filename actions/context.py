@@ -1,8 +1,8 @@
-"""The action server's composition root: where the toolbox is built.
+"""The action server's composition root: where the toolbox and the fallback chain are built.
 
-The toolbox is built on first use from the environment, never at import time, and kept for
-the life of the process (it owns the database engine's connection pool). Tests replace it
-with :func:`use_toolbox`.
+Both are built on first use from the environment, never at import time, and kept for the life
+of the process (they own the database engine's pool, the knowledge-base index and the model
+client). Tests replace them with :func:`use_toolbox` and :func:`use_fallback_chain`.
 """
 
 from __future__ import annotations
@@ -10,16 +10,20 @@ from __future__ import annotations
 import threading
 from zoneinfo import ZoneInfo
 
+from prometheus_client import REGISTRY
+
+from tandem.services.fallback import FallbackChain
 from tandem.settings import Settings, load_settings
 from tandem.tools import Toolbox
 
 
 class _Registry:
-    """Holds the process's toolbox; one instance, created explicitly below."""
+    """Holds the process's toolbox and fallback chain; one instance, created explicitly below."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._toolbox: Toolbox | None = None
+        self._chain: FallbackChain | None = None
 
     def get(self) -> Toolbox:
         with self._lock:
@@ -30,6 +34,19 @@ class _Registry:
     def set(self, toolbox: Toolbox | None) -> None:
         with self._lock:
             self._toolbox = toolbox
+
+    def chain(self) -> FallbackChain:
+        settings = self.get().settings
+        with self._lock:
+            if self._chain is None:
+                # Indexes the knowledge base and builds the guard once per process; its metrics go
+                # to the process's Prometheus registry.
+                self._chain = FallbackChain.from_settings(settings, registry=REGISTRY)
+            return self._chain
+
+    def set_chain(self, chain: FallbackChain | None) -> None:
+        with self._lock:
+            self._chain = chain
 
 
 _registry = _Registry()
@@ -53,3 +70,13 @@ def airline_zone() -> ZoneInfo:
 def use_toolbox(replacement: Toolbox | None) -> None:
     """Replace the toolbox (tests); ``None`` makes the next call build it from the environment."""
     _registry.set(replacement)
+
+
+def fallback_chain() -> FallbackChain:
+    """The fallback chain of this action server process (built on first use)."""
+    return _registry.chain()
+
+
+def use_fallback_chain(replacement: FallbackChain | None) -> None:
+    """Replace the fallback chain (tests)."""
+    _registry.set_chain(replacement)

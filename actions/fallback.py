@@ -1,7 +1,9 @@
-"""The interim fallback: clarify with the two most likely intents, offer a human, never silence.
+"""The fallback chain's Rasa side: for ``nlu_fallback``, ``out_of_scope`` and Rasa's core fallback.
 
-Used for ``nlu_fallback``, ``out_of_scope`` and Rasa's core fallback. Two fallbacks in a row
-offer a person.
+The decision is made by :class:`tandem.services.fallback.FallbackChain` (guard → in-form repair →
+intent rescue → grounded answer → escalation). This action only turns the tracker into a request
+and the decision into messages and events. A rescue continues the deterministic flow of the
+rescued intent: forms still ask, verify and confirm; the model never triggers a write.
 """
 
 from __future__ import annotations
@@ -9,25 +11,32 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from .common import latest_intent
+from tandem.services.fallback import FallbackDecision, FallbackRequest, Turn
+
+from .context import fallback_chain
 
 FALLBACK_ACTION = "action_fallback"
-OFFER_HUMAN_AFTER = 2
+HISTORY_EVENTS = 30
 
-# Button titles for the intents a clarification may suggest (only flows a user starts).
-SUGGESTIBLE_INTENTS: dict[str, str] = {
-    "book_flight": "Book a flight",
-    "check_booking": "Check a booking",
-    "cancel_booking": "Cancel a booking",
-    "flight_status": "Flight status",
-    "reset_password": "Reset my password",
-    "faq": "A travel question",
-    "request_human": "Talk to an agent",
-    "ask_capabilities": "What can you do?",
+# What a rescued intent continues with: the same flow its rules start.
+RESCUE_FLOWS: dict[str, list[EventType]] = {
+    "book_flight": [FollowupAction("flight_booking_form")],
+    "check_booking": [SlotSet("lookup_purpose", "check"), FollowupAction("booking_lookup_form")],
+    "cancel_booking": [SlotSet("lookup_purpose", "cancel"), FollowupAction("booking_lookup_form")],
+    "flight_status": [FollowupAction("flight_status_form")],
+    "reset_password": [FollowupAction("password_reset_form")],
+    "request_human": [FollowupAction("action_handoff")],
+}
+RESCUE_RESPONSES: dict[str, str] = {
+    "ask_capabilities": "utter_capabilities",
+    "bot_challenge": "utter_iamabot",
+    "greet": "utter_greet",
+    "goodbye": "utter_goodbye",
+    "thank": "utter_youre_welcome",
 }
 
 
@@ -52,37 +61,56 @@ def consecutive_fallbacks(tracker: Tracker) -> int:
     return count
 
 
-def suggestions(tracker: Tracker, limit: int = 2) -> list[dict[str, Any]]:
+def history(tracker: Tracker) -> list[Turn]:
+    """The turns before the current message (the chain masks PII and keeps a sliding window)."""
+    turns: list[Turn] = []
+    events = list(tracker.events)[-HISTORY_EVENTS:]
+    # The current user message is the request's text, not history.
+    last_user = max((i for i, e in enumerate(events) if e.get("event") == "user"), default=len(events))
+    for event in events[:last_user]:
+        if event.get("event") == "user" and event.get("text"):
+            turns.append(Turn("user", str(event["text"])))
+        elif event.get("event") == "bot" and event.get("text"):
+            turns.append(Turn("assistant", str(event["text"])))
+    return turns
+
+
+def request_of(tracker: Tracker) -> FallbackRequest:
     ranking = tracker.latest_message.get("intent_ranking") or []
-    buttons = []
-    for entry in ranking:
-        name = entry.get("name")
-        if name in SUGGESTIBLE_INTENTS and name != "request_human":
-            buttons.append({"title": SUGGESTIBLE_INTENTS[name], "payload": f"/{name}"})
-        if len(buttons) == limit:
-            break
-    return buttons
+    return FallbackRequest(
+        conversation_id=tracker.sender_id,
+        text=tracker.latest_message.get("text") or "",
+        history=history(tracker),
+        active_form=tracker.active_loop.get("name"),
+        requested_slot=tracker.get_slot("requested_slot"),
+        intent_ranking=[(str(e.get("name")), float(e.get("confidence") or 0.0)) for e in ranking],
+        consecutive_fallbacks=consecutive_fallbacks(tracker),
+        low_confidence_turns=int(tracker.get_slot("low_confidence_turns") or 0),
+    )
+
+
+def send(dispatcher: CollectingDispatcher, decision: FallbackDecision) -> None:
+    for message in decision.messages:
+        buttons: list[dict[str, Any]] = [{"title": b.title, "payload": b.payload} for b in message.buttons]
+        dispatcher.utter_message(response=message.response, text=message.text, buttons=buttons or None)
 
 
 class ActionFallback(Action):
     def name(self) -> str:
         return FALLBACK_ACTION
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        text = (tracker.latest_message.get("text") or "").strip()
-        if not text:
-            dispatcher.utter_message(response="utter_empty_message")
-            return []
-        if consecutive_fallbacks(tracker) >= OFFER_HUMAN_AFTER:
-            dispatcher.utter_message(response="utter_offer_human")
-            return []
-        if latest_intent(tracker) == "out_of_scope":
-            dispatcher.utter_message(response="utter_out_of_scope")
-            return []
-        buttons = suggestions(tracker)
-        if buttons:
-            buttons.append({"title": SUGGESTIBLE_INTENTS["request_human"], "payload": "/request_human"})
-            dispatcher.utter_message(response="utter_clarify", buttons=buttons)
-        else:
-            dispatcher.utter_message(response="utter_please_rephrase")
-        return []
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        request = request_of(tracker)
+        decision = await fallback_chain().decide(request)
+        send(dispatcher, decision)
+        low = request.low_confidence_turns + 1 if decision.low_confidence else 0
+        events: list[EventType] = [SlotSet("low_confidence_turns", float(low))]
+        if decision.kind == "rescue" and decision.intent:
+            # Inside a form only a request for a person changes the flow; the form keeps its slots.
+            if decision.intent in RESCUE_FLOWS and (not request.active_form or decision.intent == "request_human"):
+                events += RESCUE_FLOWS[decision.intent]
+            elif decision.intent in RESCUE_RESPONSES:
+                dispatcher.utter_message(response=RESCUE_RESPONSES[decision.intent])
+        return events

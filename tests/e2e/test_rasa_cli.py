@@ -37,7 +37,9 @@ def justified(warning: str) -> bool:
     if not match:
         return False
     name = match.group(1)
-    actions_source = "\n".join(p.read_text() for p in (ROOT / "actions").glob("*.py"))
+    # Responses chosen in code: by the actions, and by the fallback chain's decisions.
+    sources = [*(ROOT / "actions").glob("*.py"), ROOT / "tandem" / "services" / "fallback.py"]
+    actions_source = "\n".join(p.read_text() for p in sources)
     if f'"{name}"' in actions_source or (
         "utter_flight_status_{" in actions_source and name.startswith("utter_flight_status_")
     ):
