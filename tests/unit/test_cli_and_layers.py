@@ -83,8 +83,20 @@ def test_no_package_module_imports_rasa() -> None:
 
 
 def test_actions_reach_data_only_through_the_toolbox() -> None:
-    """The Rasa layer holds no SQL, HTTP or Redis: it calls tandem.tools and pure helpers."""
-    forbidden = ("sqlalchemy", "psycopg", "redis", "httpx", "requests", "tandem.db", "tandem.services")
+    """The Rasa layer holds no SQL, HTTP, Redis or prompts: it calls the toolbox, the fallback
+    service and pure helpers, never the layers below them."""
+    forbidden = (
+        "sqlalchemy",
+        "psycopg",
+        "redis",
+        "httpx",
+        "requests",
+        "openai",
+        "tandem.db",
+        "tandem.llm",
+        "tandem.knowledge",
+        "tandem.guard",
+    )
     files = sorted((PACKAGE.parent / "actions").glob("*.py"))
     assert len(files) >= 8
     for path in files:
