@@ -36,8 +36,10 @@ echo "==> database: ${DATABASE_URL%%://*} ($(echo "$DATABASE_URL" | sed -E 's#//
 bash scripts/train.sh
 
 mkdir -p var/log
-if [ -z "${LLM_BASE_URL:-}" ] && [ -z "${LLM_API_KEY:-}${OPENAI_API_KEY:-}" ]; then
-  echo "==> fallback mode: no LLM configured (clarification and human handoff)"
+if [ -n "${LLM_MODEL:-}" ]; then
+  echo "==> fallback mode: LLM ($LLM_MODEL at ${LLM_BASE_URL:-https://api.openai.com/v1}), grounded in knowledge/"
+else
+  echo "==> fallback mode: no LLM configured (LLM_MODEL unset): knowledge-base retrieval, clarification, human handoff"
 fi
 echo "==> starting the action server on 127.0.0.1:$ACTION_PORT (log: var/log/actions.log)"
 .venv/bin/python -m rasa_sdk --actions actions --port "$ACTION_PORT" >var/log/actions.log 2>&1 &
