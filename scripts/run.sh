@@ -62,9 +62,17 @@ echo "==> starting the Rasa server on 127.0.0.1:$RASA_PORT (log: var/log/rasa.lo
 pids+=($!)
 wait_for "Rasa server" "http://127.0.0.1:$RASA_PORT/" 180 "${pids[-1]}"
 
+: "${GATEWAY_PORT:=8000}"
+echo "==> starting the website gateway on 127.0.0.1:$GATEWAY_PORT (log: var/log/gateway.log)"
+RASA_URL="http://127.0.0.1:$RASA_PORT" RASA_API_TOKEN="$RASA_API_TOKEN" \
+  .venv/bin/python -m tandem.gateway --host 127.0.0.1 --port "$GATEWAY_PORT" >var/log/gateway.log 2>&1 &
+pids+=($!)
+wait_for "gateway" "http://127.0.0.1:$GATEWAY_PORT/healthz" 30 "${pids[-1]}"
+
 cat <<MSG
 
   Andaman Air assistant is running.
+    Website chat (demo page): http://127.0.0.1:$GATEWAY_PORT/
     Chat over REST:
       curl -s -X POST http://127.0.0.1:$RASA_PORT/webhooks/rest/webhook \\
         -H 'Content-Type: application/json' -d '{"sender": "me", "message": "hello"}'

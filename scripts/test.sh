@@ -7,6 +7,7 @@ bash scripts/setup.sh
 . scripts/env.sh
 echo "==> lint (ruff)"
 .venv/bin/ruff check actions tandem tests benchmarks
+bash scripts/ensure_chromium.sh
 bash scripts/train.sh
 echo "==> pytest"
 exec .venv/bin/python -m pytest "$@"

@@ -25,6 +25,7 @@ from tandem.db.migrate import upgrade_head
 from tandem.db.models import Flight
 from tandem.seed import seed
 from tandem.settings import Settings, load_settings
+from tests.stack import Stack, start_stack
 
 FlightFactory = Callable[..., int]
 _flight_numbers = itertools.count(9000)
@@ -130,3 +131,10 @@ def insert_flight() -> Callable[..., int]:
 def settings_factory() -> Callable[..., Settings]:
     """:func:`make_settings` (test settings that ignore .env and REDIS_URL)."""
     return make_settings
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The action server and the Rasa server from the trained model, one per test run (e2e and
+    browser tests share it)."""
+    yield from start_stack(tmp_path_factory)

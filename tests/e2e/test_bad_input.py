@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, text
 
-from .conftest import Stack, new_sender, texts
+from tests.stack import Stack, new_sender, texts
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlalchemy import create_engine, text
 
-from .conftest import Stack, buttons, new_sender, texts
+from tests.stack import Stack, buttons, new_sender, texts
 
 pytestmark = pytest.mark.e2e
 
@@ -164,3 +164,8 @@ def test_stop_inside_a_form_after_confirmation(stack: Stack) -> None:
     tracker = stack.tracker(me)
     assert tracker["active_loop"] == {} or not tracker["active_loop"].get("name")
     assert tracker["slots"]["destination"] is None
+
+
+def test_7_long_tail_question_gets_a_grounded_answer_without_an_llm(stack: Stack) -> None:
+    reply = texts(stack.say(new_sender(), "Can I bring my surfboard?"))
+    assert "surf" in reply.lower() and "Source:" in reply, reply

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import ARTIFACTS, MODEL, RASA, ROOT, Stack
+from tests.stack import ARTIFACTS, MODEL, RASA, ROOT, Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -1,5 +1,6 @@
-"""End-to-end fixtures: a migrated and seeded SQLite database, the action server and the Rasa
-server started as real processes from the trained model (``make train`` builds it)."""
+"""The real stack for end-to-end and browser tests: a migrated and seeded SQLite database, the
+action server and the Rasa server started as real processes from the trained model (``make train``
+builds it)."""
 
 from __future__ import annotations
 
@@ -90,8 +91,8 @@ def new_sender() -> str:
     return f"e2e-{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def start_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Start the stack (a generator: the `stack` fixture of tests/conftest.py shares one per run)."""
     if not MODEL.exists():
         pytest.fail(f"no trained model at {MODEL}: run `make train` (make test does it)")
     work = tmp_path_factory.mktemp("stack")

@@ -1,0 +1,35 @@
+"""``python -m tandem.gateway [--host H] [--port P]``: run the gateway with uvicorn (one process)."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from tandem.gateway.app import create_app
+from tandem.gateway.logs import configure_logging
+from tandem.settings import load_settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = load_settings()
+    parser = argparse.ArgumentParser(prog="python -m tandem.gateway", description=__doc__)
+    parser.add_argument("--host", default=settings.gateway_host)
+    parser.add_argument("--port", type=int, default=settings.gateway_port)
+    args = parser.parse_args(argv)
+    configure_logging(settings.log_level)
+    app = create_app(settings)
+    # log_config=None keeps our JSON logging; proxy headers are handled by the app (GATEWAY_TRUSTED_PROXIES).
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+if __name__ == "__main__":
+    main()
