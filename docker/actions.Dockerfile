@@ -1,4 +1,4 @@
-# The action server (application environment): Python 3.11, current rasa-sdk, the tandem package.
+# The application image (action server, migrations, website gateway): Python 3.11, current rasa-sdk, the tandem package.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
@@ -8,6 +8,8 @@ RUN pip install --no-cache-dir -r requirements/tools.txt \
 COPY alembic.ini ./
 COPY tandem/ tandem/
 COPY actions/ actions/
+COPY knowledge/ knowledge/
+COPY widget/ widget/
 USER 1001
 EXPOSE 5055
 CMD ["python", "-m", "rasa_sdk", "--actions", "actions", "--port", "5055"]

@@ -20,7 +20,18 @@ def compose() -> dict[str, Any]:
 
 
 def test_services_of_the_architecture(compose: dict[str, Any]) -> None:
-    assert {"postgres", "redis", "migrate", "actions", "rasa"} <= set(compose["services"])
+    assert {"postgres", "redis", "migrate", "actions", "rasa", "gateway"} <= set(compose["services"])
+
+
+def test_the_gateway_is_the_public_entry_and_fronts_rasa(compose: dict[str, Any]) -> None:
+    gateway = compose["services"]["gateway"]
+    assert gateway["environment"]["RASA_URL"] == "http://rasa:5005"
+    assert gateway["environment"]["GATEWAY_ENV"] == "production"
+    assert "${GATEWAY_SECRET:?" in (ROOT / "docker-compose.yml").read_text()
+    published = [p for s in compose["services"].values() for p in s.get("ports", []) if not p.startswith("127.0.0.1:")]
+    assert published == ["8000:8000"]
+    dockerfile = (ROOT / gateway["build"]["dockerfile"]).read_text()
+    assert "COPY widget/" in dockerfile and "COPY knowledge/" in dockerfile
 
 
 def test_rasa_gets_every_variable_endpoints_yml_needs(compose: dict[str, Any]) -> None:
@@ -59,7 +70,7 @@ def test_start_order_waits_for_health(compose: dict[str, Any]) -> None:
 
 def test_no_secret_is_written_into_the_file(compose: dict[str, Any]) -> None:
     text = (ROOT / "docker-compose.yml").read_text()
-    for secret in ("POSTGRES_PASSWORD", "RASA_API_TOKEN"):
+    for secret in ("POSTGRES_PASSWORD", "RASA_API_TOKEN", "GATEWAY_SECRET"):
         assert f"${{{secret}:?" in text
     assert not re.search(r"PASSWORD:\s*['\"]?[A-Za-z0-9]{4,}", text.replace("${POSTGRES_PASSWORD", ""))
 
