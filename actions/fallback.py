@@ -17,7 +17,7 @@ from rasa_sdk.types import DomainDict
 
 from tandem.services.fallback import FallbackDecision, FallbackRequest, Turn
 
-from .context import fallback_chain
+from .context import fallback_chain, settings
 
 FALLBACK_ACTION = "action_fallback"
 HISTORY_EVENTS = 30
@@ -95,22 +95,51 @@ def send(dispatcher: CollectingDispatcher, decision: FallbackDecision) -> None:
         dispatcher.utter_message(response=message.response, text=message.text, buttons=buttons or None)
 
 
+async def run_chain(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    """Ask the fallback chain about the latest message; send its messages; continue a rescue."""
+    request = request_of(tracker)
+    decision = await fallback_chain().decide(request)
+    send(dispatcher, decision)
+    low = request.low_confidence_turns + 1 if decision.low_confidence else 0
+    events: list[EventType] = [SlotSet("low_confidence_turns", float(low))]
+    if decision.kind == "rescue" and decision.intent:
+        # Inside a form only a request for a person changes the flow; the form keeps its slots.
+        if decision.intent in RESCUE_FLOWS and (not request.active_form or decision.intent == "request_human"):
+            events += RESCUE_FLOWS[decision.intent]
+        elif decision.intent in RESCUE_RESPONSES:
+            dispatcher.utter_message(response=RESCUE_RESPONSES[decision.intent])
+    return events
+
+
 class ActionFallback(Action):
+    """For ``nlu_fallback``, ``out_of_scope`` and Rasa's core fallback."""
+
     def name(self) -> str:
         return FALLBACK_ACTION
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        request = request_of(tracker)
-        decision = await fallback_chain().decide(request)
-        send(dispatcher, decision)
-        low = request.low_confidence_turns + 1 if decision.low_confidence else 0
-        events: list[EventType] = [SlotSet("low_confidence_turns", float(low))]
-        if decision.kind == "rescue" and decision.intent:
-            # Inside a form only a request for a person changes the flow; the form keeps its slots.
-            if decision.intent in RESCUE_FLOWS and (not request.active_form or decision.intent == "request_human"):
-                events += RESCUE_FLOWS[decision.intent]
-            elif decision.intent in RESCUE_RESPONSES:
-                dispatcher.utter_message(response=RESCUE_RESPONSES[decision.intent])
-        return events
+        return await run_chain(dispatcher, tracker)
+
+
+class ActionAnswerFaq(Action):
+    """A FAQ question: the selected answer when the response selector is sure, else the chain.
+
+    DIET may be sure that a question is *a* FAQ ("can I bring my surfboard?") while the selector
+    is unsure *which* one; answering with the closest topic (pets) would be wrong, so the chain
+    answers from the knowledge base instead.
+    """
+
+    def name(self) -> str:
+        return "action_answer_faq"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        selected = ((tracker.latest_message.get("response_selector") or {}).get("faq") or {}).get("response") or {}
+        utter_action = selected.get("utter_action")
+        if utter_action and float(selected.get("confidence") or 0.0) >= settings().faq_min_confidence:
+            dispatcher.utter_message(response=utter_action)
+            return []
+        return await run_chain(dispatcher, tracker)

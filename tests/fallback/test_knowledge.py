@@ -48,7 +48,7 @@ def test_at_least_15_documents_each_with_a_title_and_sections(kb: KnowledgeBase)
 
 @pytest.mark.parametrize(("topic", "doc"), sorted(FAQ_TO_DOC.items()))
 def test_faq_answers_agree_with_the_knowledge_base(kb: KnowledgeBase, topic: str, doc: str) -> None:
-    faq = yaml.safe_load((ROOT / "data" / "nlu" / "faq.yml").read_text(encoding="utf-8"))
+    faq = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
     answer = faq["responses"][f"utter_faq/{topic}"][0]["text"]
     doc_text = " ".join(p.text for p in kb.passages if p.source_doc == doc)
     for fact in _FACT.findall(answer):
