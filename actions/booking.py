@@ -23,6 +23,7 @@ from tandem.normalize import (
     parse_option,
     parse_passengers,
     parse_travel_date,
+    route_from_text,
 )
 
 from .common import (
@@ -71,6 +72,26 @@ class ValidateFlightBookingForm(FormValidationAction):
 
     def name(self) -> str:
         return "validate_flight_booking_form"
+
+    # Explicit cues ("from A to B", "A to B") beat the roles DIET guessed for two cities.
+    async def extract_origin(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return self._route_slot(tracker, 0, "origin")
+
+    async def extract_destination(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return self._route_slot(tracker, 1, "destination")
+
+    @staticmethod
+    def _route_slot(tracker: Tracker, index: int, slot: str) -> dict[str, Any]:
+        if latest_intent(tracker) not in ("book_flight", "inform"):
+            return {}
+        code = route_from_text(tracker.latest_message.get("text") or "")[index]
+        if code is None or code == tracker.get_slot(slot):
+            return {}
+        return {slot: code}
 
     def validate_origin(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

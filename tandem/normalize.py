@@ -196,6 +196,42 @@ def normalize_city(text: str) -> str:
     raise Invalid("We do not fly to or from that place.", reason="unknown_city")
 
 
+_ROUTE_CUE = re.compile(r"\b(from|leaving|departing|out of|to|into|towards)\b")
+_ORIGIN_CUES = frozenset({"from", "leaving", "departing", "out of"})
+
+
+def route_from_text(text: str) -> tuple[str | None, str | None]:
+    """The origin and destination a sentence names with explicit cues, as IATA codes.
+
+    "from A to B", "to B from A", "need to go to B from A", "A to B" (no "from": the city before
+    "to" is the origin). Either is None when the text does not say it. A statistical entity
+    extractor sometimes swaps the roles of two cities; these cues are unambiguous, so the
+    booking form prefers them.
+    """
+    cleaned = _clean(text, limit=300).lower()
+    cues = list(_ROUTE_CUE.finditer(cleaned))
+    origin: str | None = None
+    destination: str | None = None
+    for index, cue in enumerate(cues):
+        end = cues[index + 1].start() if index + 1 < len(cues) else len(cleaned)
+        try:
+            code = normalize_city(cleaned[cue.end():end])
+        except Invalid:
+            continue  # "want to fly": no city after this cue
+        if cue.group(1) in _ORIGIN_CUES:
+            origin = origin or code
+        else:
+            destination = destination or code
+    if cues and origin is None and destination is not None:
+        try:
+            before = normalize_city(cleaned[: cues[0].start()])
+        except Invalid:
+            before = None
+        if before and before != destination:
+            origin = before
+    return origin, destination
+
+
 # --------------------------------------------------------------------------- dates
 
 _MONTHS: dict[str, int] = {

@@ -628,3 +628,23 @@ def test_days_back_admits_recent_past_dates_only() -> None:
     with pytest.raises(Invalid) as error:
         n.parse_travel_date("5 days ago", today=today, window_days=30, days_back=2)
     assert error.value.reason in {"past", "unparseable"}
+
+
+@pytest.mark.parametrize(
+    ("text", "route"),
+    [
+        ("Book a flight from Bangkok to Phuket on 25 January for 2 people", ("BKK", "HKT")),
+        ("phuket to don mueang", ("HKT", "DMK")),
+        ("hkt to dmk", ("HKT", "DMK")),
+        ("from chiang mai to bangkok", ("CNX", "BKK")),
+        ("need to go to samui from don mueang", ("DMK", "USM")),
+        ("I want to fly to Chiang Mai", (None, "CNX")),
+        ("from chaing mai please", ("CNX", None)),
+        ("I want to fly next friday", (None, None)),
+        ("Chiang Mai", (None, None)),
+        ("how much luggage can I bring", (None, None)),
+        ("", (None, None)),
+    ],
+)
+def test_route_from_text(text: str, route: tuple[str | None, str | None]) -> None:
+    assert n.route_from_text(text) == route
