@@ -36,6 +36,7 @@ from .common import (
     local_time,
     long_date,
     money,
+    plausible_name_turn,
     previous_bot_action,
 )
 from .context import airline_zone, settings, toolbox
@@ -302,6 +303,9 @@ class ValidateBookingContactForm(FormValidationAction):
     def validate_last_name(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if not plausible_name_turn(tracker):
+            dispatcher.utter_message(response="utter_invalid_last_name")
+            return {"last_name": None}
         try:
             return {"last_name": normalize_last_name(str(value or ""))}
         except Invalid:

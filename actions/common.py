@@ -88,3 +88,13 @@ def previous_bot_action(tracker: Tracker) -> str | None:
             if name not in ("action_listen", "action_extract_slots") and not str(name).startswith("validate_"):
                 return str(name)
     return None
+
+
+MAX_NAME_WORDS_OUT_OF_SCOPE = 3
+
+
+def plausible_name_turn(tracker: Tracker) -> bool:
+    """Whether the latest message can be a last name: a short answer, even if the NLU called it
+    out of scope (unknown surnames often are), but not an out-of-scope sentence."""
+    text = tracker.latest_message.get("text") or ""
+    return latest_intent(tracker) != "out_of_scope" or len(text.split()) <= MAX_NAME_WORDS_OUT_OF_SCOPE

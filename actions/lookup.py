@@ -20,6 +20,7 @@ from .common import (
     latest_intent,
     local_datetime,
     money,
+    plausible_name_turn,
     previous_bot_action,
 )
 from .context import settings, toolbox
@@ -68,6 +69,9 @@ class ValidateBookingLookupForm(FormValidationAction):
     async def validate_last_name(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if not plausible_name_turn(tracker):
+            dispatcher.utter_message(response="utter_invalid_last_name")
+            return {"last_name": None}
         try:
             last_name = normalize_last_name(str(value or ""))
         except Invalid:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "tandem.tar.gz"
 RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
 ARTIFACTS = ROOT / "tests" / "artifacts"

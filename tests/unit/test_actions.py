@@ -466,3 +466,14 @@ async def test_explicit_route_cues_beat_swapped_entity_roles(toolbox: Toolbox) -
     assert await form.extract_destination(CollectingDispatcher(), t, DOMAIN) == {"destination": "DMK"}
     faq = tracker({"origin": "BKK"}, text="can I take a surfboard to Phuket", intent="faq")
     assert await form.extract_destination(CollectingDispatcher(), faq, DOMAIN) == {}
+
+
+async def test_a_surname_the_nlu_calls_out_of_scope_is_still_a_name(toolbox: Toolbox) -> None:
+    form = ValidateBookingLookupForm()
+    t = tracker({"booking_ref": "AB12CD"}, text="smith", intent="out_of_scope")
+    assert await form.validate_last_name("smith", CollectingDispatcher(), t, DOMAIN) == {"last_name": "Smith"}
+    dispatcher = CollectingDispatcher()
+    t = tracker({"booking_ref": "AB12CD"}, text="write me a poem about cats", intent="out_of_scope")
+    result = await form.validate_last_name("write me a poem about cats", dispatcher, t, DOMAIN)
+    assert result == {"last_name": None}
+    assert responses(dispatcher) == ["utter_invalid_last_name"]
