@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # goes to the fallback chain (long-tail questions that resemble a FAQ topic, e.g. surfboards).
     # Measured: FAQ paraphrases score >= 0.999; "surfboard", "guitar", "golf clubs" 0.88-0.93.
     faq_min_confidence: float = Field(default=0.95, ge=0, le=1, alias="FAQ_MIN_CONFIDENCE")
+    # The action server's Prometheus metrics (fallback chain: tokens, cost, latency, cache hits,
+    # decisions) on 127.0.0.1:<port>/metrics; unset = not exposed.
+    action_metrics_port: int | None = Field(default=None, ge=1, le=65535, alias="ACTION_METRICS_PORT")
     tool_timeout_seconds: float = Field(default=5.0, gt=0, le=30, alias="TOOL_TIMEOUT_SECONDS")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="LOG_LEVEL")
 

@@ -115,7 +115,8 @@ def start_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         "PYTHONPATH": str(ROOT),
     }
-    env.pop("REDIS_URL", None)
+    for name in ("REDIS_URL", "ACTION_METRICS_PORT", "LLM_MODEL", "LLM_BASE_URL"):
+        env.pop(name, None)  # the embedded default: no Redis, no metrics port, no LLM
     for command in ("migrate", "seed"):
         subprocess.run([sys.executable, "-m", "tandem.cli", command], cwd=ROOT, env=env, check=True)
     action_log = ARTIFACTS / "actions.log"
