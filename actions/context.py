@@ -17,7 +17,6 @@ from tandem.services.fallback import FallbackChain
 from tandem.settings import Settings, load_settings
 from tandem.tools import Toolbox
 
-
 logger = logging.getLogger(__name__)
 
 
