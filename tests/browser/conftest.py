@@ -68,8 +68,10 @@ def gateway(stack: Stack) -> Iterator[str]:
         stop(process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Module-scoped: Playwright's sync API keeps an event loop running while it lives, which
+    would break the asyncio tests collected after the browser tests."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium is not installed at {CHROMIUM}: run scripts/ensure_chromium.sh (or set CHROMIUM_PATH)")
     SHOTS.mkdir(parents=True, exist_ok=True)
