@@ -22,7 +22,7 @@ trap cleanup INT TERM EXIT
 wait_for() {  # wait_for NAME URL SECONDS PID
   local i
   for ((i = 0; i < $3 * 2; i++)); do
-    if curl -fsS -o /dev/null --max-time 2 "$2"; then return 0; fi
+    if curl -fs -o /dev/null --max-time 2 "$2"; then return 0; fi
     kill -0 "$4" 2>/dev/null || { echo "ERROR: $1 exited; see var/log/" >&2; exit 1; }
     sleep 0.5
   done
