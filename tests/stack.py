@@ -12,8 +12,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -160,3 +162,16 @@ def start_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         if rasa is not None:
             stop(rasa)
         stop(actions)
+
+
+def sample_day() -> date:
+    """The travel date of sample conversation 1 ("... on 25 January ..."), kept inside the seeded
+    schedule whenever the tests run: 25 January while that is close enough, else 60 days ahead."""
+    today = datetime.now(ZoneInfo("Asia/Bangkok")).date()
+    january = date(today.year + (today.month > 1 or today.day > 25), 1, 25)
+    return january if 1 <= (january - today).days <= 150 else today + timedelta(days=60)
+
+
+def sample_1_text() -> str:
+    day = sample_day()
+    return f"Book a flight from Bangkok to Phuket on {day.day} {day:%B} for 2 people"

@@ -6,6 +6,8 @@ import re
 
 from playwright.sync_api import BrowserContext, Page, expect
 
+from tests.stack import sample_1_text
+
 from .widget import (
     bot_bubbles,
     choices,
@@ -27,7 +29,7 @@ def test_sample_conversation_1_by_clicking_buttons_then_reload_and_another_tab(
 ) -> None:
     open_chat(page)
     shot(page, "01-open")
-    send(page, "Book a flight from Bangkok to Phuket on 25 January for 2 people")
+    send(page, sample_1_text())
     expect_bot(page, "Which cabin")
     expect(choices(page)).to_have_text(["Economy", "Business"])
     page.get_by_role("button", name="Economy").click()
@@ -64,7 +66,7 @@ def test_sample_conversation_1_by_clicking_buttons_then_reload_and_another_tab(
     expect(log(page)).to_contain_text(f"booking reference is {reference.group(1)}")
     expect(user_bubbles(page)).to_have_text(
         [
-            "Book a flight from Bangkok to Phuket on 25 January for 2 people",
+            sample_1_text(),
             "Economy",
             chosen,
             "Smith",
@@ -117,7 +119,7 @@ def test_keyboard_only(page: Page) -> None:
     box = composer(page)
     expect(box).to_be_focused()
     wait_loaded(page)
-    page.keyboard.type("Book a flight from Bangkok to Phuket on 25 January for 2 people")
+    page.keyboard.type(sample_1_text())
     page.keyboard.press("Enter")
     wait_idle(page)
     expect(choices(page)).to_have_text(["Economy", "Business"])
@@ -224,7 +226,7 @@ def test_phone_360px(browser: object, gateway: str) -> None:
     page = context.new_page()
     try:
         open_chat(page)
-        send(page, "Book a flight from Bangkok to Phuket on 25 January for 2 people")
+        send(page, sample_1_text())
         page.get_by_role("button", name="Economy").click()
         wait_idle(page)
         expect_bot(page, "Here are the flights")
