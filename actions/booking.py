@@ -30,6 +30,7 @@ from .common import (
     ToolFailed,
     call_tool,
     caller_of,
+    confirmed_after,
     first_value,
     latest_intent,
     local_datetime,
@@ -37,7 +38,6 @@ from .common import (
     long_date,
     money,
     plausible_name_turn,
-    previous_bot_action,
 )
 from .context import airline_zone, settings, toolbox
 
@@ -364,8 +364,7 @@ class ActionCreateBooking(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         option = _chosen_option(tracker)
-        confirmed = latest_intent(tracker) == "affirm" and previous_bot_action(tracker) == "action_booking_summary"
-        if option is None or not confirmed:
+        if option is None or not confirmed_after(tracker, "action_booking_summary"):
             dispatcher.utter_message(response="utter_booking_incomplete")
             return reset_booking()
         try:

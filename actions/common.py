@@ -76,18 +76,28 @@ def latest_intent(tracker: Tracker) -> str | None:
     return (tracker.latest_message.get("intent") or {}).get("name")
 
 
+def is_bot_decision(name: object) -> bool:
+    """An action the dialogue chose, as opposed to Rasa's bookkeeping (listening, extracting
+    slots, a form's validation)."""
+    return name not in ("action_listen", "action_extract_slots") and not str(name).startswith("validate_")
+
+
 def previous_bot_action(tracker: Tracker) -> str | None:
-    """The last action the bot ran before the latest user message (listen/extract skipped)."""
+    """The last action the bot ran before the latest user message (bookkeeping skipped)."""
     seen_user = False
     for event in reversed(tracker.events):
         if event.get("event") == "user":
             seen_user = True
             continue
-        if seen_user and event.get("event") == "action":
-            name = event.get("name")
-            if name not in ("action_listen", "action_extract_slots") and not str(name).startswith("validate_"):
-                return str(name)
+        if seen_user and event.get("event") == "action" and is_bot_decision(event.get("name")):
+            return str(event.get("name"))
     return None
+
+
+def confirmed_after(tracker: Tracker, question_action: str) -> bool:
+    """Whether the latest message is a "yes" to the question that ``question_action`` asked
+    right before it: the only way a write tool (booking, cancellation) may run."""
+    return latest_intent(tracker) == "affirm" and previous_bot_action(tracker) == question_action
 
 
 MAX_NAME_WORDS_OUT_OF_SCOPE = 3

@@ -17,6 +17,7 @@ from rasa_sdk.types import DomainDict
 
 from tandem.services.fallback import FallbackDecision, FallbackRequest, Turn
 
+from .common import is_bot_decision
 from .context import fallback_chain, settings
 
 FALLBACK_ACTION = "action_fallback"
@@ -46,10 +47,13 @@ def consecutive_fallbacks(tracker: Tracker) -> int:
     for event in tracker.events:
         if event.get("event") == "user":
             first_action_after_user.append(None)
-        elif event.get("event") == "action" and first_action_after_user and first_action_after_user[-1] is None:
-            name = event.get("name")
-            if name not in ("action_listen", "action_extract_slots") and not str(name).startswith("validate_"):
-                first_action_after_user[-1] = name
+        elif (
+            event.get("event") == "action"
+            and first_action_after_user
+            and first_action_after_user[-1] is None
+            and is_bot_decision(event.get("name"))
+        ):
+            first_action_after_user[-1] = event.get("name")
     count = 0
     for index, action in enumerate(reversed(first_action_after_user)):
         if index == 0 and action is None:
@@ -117,9 +121,7 @@ class ActionFallback(Action):
     def name(self) -> str:
         return FALLBACK_ACTION
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         return await run_chain(dispatcher, tracker)
 
 
@@ -134,9 +136,7 @@ class ActionAnswerFaq(Action):
     def name(self) -> str:
         return "action_answer_faq"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         selected = ((tracker.latest_message.get("response_selector") or {}).get("faq") or {}).get("response") or {}
         utter_action = selected.get("utter_action")
         if utter_action and float(selected.get("confidence") or 0.0) >= settings().faq_min_confidence:

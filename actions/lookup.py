@@ -16,17 +16,15 @@ from .common import (
     ToolFailed,
     call_tool,
     caller_of,
+    confirmed_after,
     first_value,
-    latest_intent,
     local_datetime,
     money,
     plausible_name_turn,
-    previous_bot_action,
 )
 from .context import settings, toolbox
 
 MAX_LOOKUP_FAILURES = 3
-LOOKUP_SLOTS = ("booking_ref", "last_name", "lookup_failures", "lookup_locked", "cancellation_quote")
 
 
 def reset_lookup() -> list[EventType]:
@@ -202,7 +200,7 @@ class ActionCancelBooking(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         quote = tracker.get_slot("cancellation_quote")
         reference = tracker.get_slot("booking_ref")
-        confirmed = latest_intent(tracker) == "affirm" and previous_bot_action(tracker) == "action_quote_cancellation"
+        confirmed = confirmed_after(tracker, "action_quote_cancellation")
         if not quote or not confirmed or quote.get("reference") != reference:
             dispatcher.utter_message(response="utter_cancellation_kept")
             return reset_lookup()
