@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-.PHONY: help install run shell train test lint validate bench-nlu-baseline clean
+.PHONY: help install run shell train test lint validate bench-nlu-baseline bench-nlu clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ test:  ## the whole suite: lint, unit, integration (PostgreSQL, Redis), Rasa val
 	@bash scripts/test.sh
 
 lint: install  ## ruff
-	@.venv/bin/ruff check actions tandem tests benchmarks
+	@.venv/bin/ruff check actions tandem tandem_nlu tests benchmarks
 
 validate: install  ## rasa data validate
 	@.venv-rasa/bin/rasa data validate --config config.yml --domain domain.yml --data data
@@ -33,3 +33,7 @@ clean:  ## remove trained models and local databases (keeps the environments)
 
 bench-nlu-baseline: install  ## NLU F1 on a held-out 20 % of the bot's data, training time, model size
 	@.venv-rasa/bin/python benchmarks/nlu_baseline.py --full
+
+# TEST=path/to/clinc_format.json scores another file (keys test/oos_test) with the thresholds tuned on val.
+bench-nlu: install  ## CLINC150: train the candidate pipelines (if missing), tune on val, table + plots
+	@.venv-rasa/bin/python -m benchmarks.clinc150.bench all $(if $(TEST),--test $(TEST),)

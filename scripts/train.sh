@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=models/tandem.tar.gz
-fingerprint=$(cat config.yml domain.yml $(find data -name '*.yml' | LC_ALL=C sort) requirements/rasa.lock.txt | sha256sum | cut -c1-32)
+fingerprint=$(cat config.yml domain.yml $(find data -name '*.yml' | LC_ALL=C sort) $(find tandem_nlu -name '*.py' | LC_ALL=C sort) requirements/rasa.lock.txt requirements/rasa-weights.txt | sha256sum | cut -c1-32)
 if [ "${FORCE:-0}" != "1" ] && [ -f "$MODEL" ] && [ "$(cat models/.fingerprint 2>/dev/null)" = "$fingerprint" ]; then
   echo "==> model is up to date ($MODEL)"
   exit 0
@@ -12,7 +12,8 @@ fi
 echo "==> training the model (config, domain or data changed); this takes a few minutes"
 mkdir -p models
 start=$(date +%s)
-RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=3 SQLALCHEMY_SILENCE_UBER_WARNING=1 .venv-rasa/bin/rasa train \
+PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=3 SQLALCHEMY_SILENCE_UBER_WARNING=1 \
+  .venv-rasa/bin/rasa train \
   --config config.yml --domain domain.yml --data data --out models \
   --fixed-model-name tandem --quiet
 echo "$fingerprint" > models/.fingerprint

