@@ -51,8 +51,10 @@ ENV = {
 }
 OOS = "oos"
 FALLBACK = "nlu_fallback"
-# Budget for in-scope turns wrongly sent to the fallback (each one costs an LLM call).
-FALLBACK_BUDGET = 0.05
+# Budget for in-scope turns wrongly sent to the fallback (each one costs an LLM call) when tuning
+# on validation. The goal's ceiling is 5 %; tuning at 3 % leaves a margin for held-out data, whose
+# confidences run lower than the validation split's (the model saw the same annotators' style).
+FALLBACK_BUDGET = 0.03
 THRESHOLDS = [round(x, 3) for x in np.arange(0.0, 1.0001, 0.005)]
 AMBIGUITY = [0.0, 0.02, 0.05, 0.1]
 
@@ -318,7 +320,12 @@ def report(names: list[str]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    summaries = [read_json(RESULTS / f"{n}--val.json") for n in names if (RESULTS / f"{n}--val.json").exists()]
+    summaries = []
+    for name in names:  # re-tuned from the stored validation parses, so a new budget needs no re-parse
+        predictions = WORK / "predictions" / f"{name}--{DATA.stem}.json"
+        if predictions.exists():
+            summaries.append(summarise(name, predictions, None))
+            write_json(RESULTS / f"{name}--val.json", {**summaries[-1], "machine": machine()})
     lines = [
         "| pipeline | threshold / ambiguity | in-scope acc | OOS recall | OOS precision | in-scope → fallback "
         "| AUROC | parse p50 / p95 ms | training | model MB | peak RSS MB (train) |",
@@ -345,7 +352,7 @@ def report(names: list[str]) -> None:
     plots.mkdir(parents=True, exist_ok=True)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     for s in summaries:
-        rows = json.loads((WORK / "predictions" / f"{s['pipeline']}--clinc150_trainval.json").read_text())["rows"]
+        rows = json.loads((WORK / "predictions" / f"{s['pipeline']}--{DATA.stem}.json").read_text())["rows"]
         curve = [score(rows, th, s["ambiguity_threshold"]) for th in THRESHOLDS]
         ax1.plot(THRESHOLDS, [c["in_scope_accuracy"] for c in curve], label=s["pipeline"])
         ax2.plot(THRESHOLDS, [c["oos_recall"] for c in curve], label=s["pipeline"])
