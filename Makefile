@@ -32,7 +32,7 @@ clean:  ## remove trained models and local databases (keeps the environments)
 	rm -rf models var .pytest_cache
 
 bench-nlu-baseline: install  ## NLU F1 on a held-out 20 % of the bot's data, training time, model size
-	@.venv-rasa/bin/python benchmarks/nlu_baseline.py --full
+	@.venv-rasa/bin/python -m benchmarks.nlu_baseline --full
 
 # TEST=path/to/clinc_format.json scores another file (keys test/oos_test) with the thresholds tuned on val.
 bench-nlu: install  ## CLINC150: train the candidate pipelines (if missing), tune on val, table + plots
