@@ -34,6 +34,7 @@ clean:  ## remove trained models and local databases (keeps the environments)
 bench-nlu-baseline: install  ## NLU F1 on a held-out 20 % of the bot's data, training time, model size
 	@.venv-rasa/bin/python -m benchmarks.nlu_baseline --full
 
-# TEST=path/to/clinc_format.json scores another file (keys test/oos_test) with the thresholds tuned on val.
+# TEST=path/to/clinc_format.json scores another file (keys test/oos_test) with the thresholds tuned
+# on val; PIPELINES="minilm sparse" limits the run (the stock pipeline alone trains for about an hour).
 bench-nlu: install  ## CLINC150: train the candidate pipelines (if missing), tune on val, table + plots
-	@.venv-rasa/bin/python -m benchmarks.clinc150.bench all $(if $(TEST),--test $(TEST),)
+	@.venv-rasa/bin/python -m benchmarks.clinc150.bench all $(if $(TEST),--test $(TEST),) $(if $(PIPELINES),--pipelines $(PIPELINES),)

@@ -102,3 +102,16 @@ def test_actions_reach_data_only_through_the_toolbox() -> None:
     for path in files:
         bad = {n for n in _imports(path) if any(n == f or n.startswith(f + ".") for f in forbidden)}
         assert not bad, f"actions/{path.name} imports {bad}"
+
+
+def test_nlu_component_layers() -> None:
+    """tandem_nlu runs inside the Rasa server: the model code is Rasa-free (the benchmark uses it
+    directly), only the component module imports Rasa, and neither reaches into the application
+    (the Rasa environment does not have its dependencies)."""
+    nlu = PACKAGE.parent / "tandem_nlu"
+    model_imports = _imports(nlu / "minilm.py")
+    assert not {n for n in model_imports if n.split(".")[0] in ("rasa", "rasa_sdk")}
+    for path in sorted(nlu.glob("*.py")):
+        bad = {n for n in _imports(path) if n.split(".")[0] in ("tandem", "actions", "rasa_sdk")}
+        assert not bad, f"{path.name} imports {bad}"
+    assert any(n.startswith("rasa.") for n in _imports(nlu / "classifier.py"))
