@@ -300,7 +300,8 @@ def summarise(name: str, prediction_file: Path, tuned: dict[str, float] | None) 
         "auroc_in_scope": round(auroc(rows), 4),
         "parse_latency_ms": pred["latency_ms"],
         "eval_peak_rss_mb": pred["eval_peak_rss_mb"],
-        **{k: training.get(k) for k in ("training_seconds", "training_peak_rss_mb", "model_mb", "epochs")},
+        **{k: training.get(k) for k in ("training_seconds", "training_cpu_seconds", "training_peak_rss_mb",
+                                        "model_mb", "epochs", "note") if k in training},
     }
 
 
@@ -331,6 +332,7 @@ def report(names: list[str]) -> None:
         "| AUROC | parse p50 / p95 ms | training | model MB | peak RSS MB (train) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    notes: list[str] = []
     for s in summaries:
         t = s.get("training_seconds")
         lines.append(
@@ -338,11 +340,14 @@ def report(names: list[str]) -> None:
             f"{100 * s['in_scope_accuracy']:.1f} | {100 * s['oos_recall']:.1f} | {100 * s['oos_precision']:.1f} | "
             f"{100 * s['in_scope_to_fallback']:.1f} % | {s['auroc_in_scope']:.3f} | "
             f"{s['parse_latency_ms']['p50']:.1f} / {s['parse_latency_ms']['p95']:.1f} | "
-            f"{(t or 0) / 60:.1f} min | {s.get('model_mb')} | {s.get('training_peak_rss_mb')} |"
+            f"{(t or 0) / 60:.1f} min{' †' if s.get('note') else ''}{_cpu(s)} | {s.get('model_mb')} | "
+            f"{s.get('training_peak_rss_mb')} |"
         )
+        if s.get("note"):
+            notes.append(f"† {s['pipeline']}: {s['note']}")
     for label, acc, rec in PUBLISHED:
         lines.append(f"| {label} | | {acc} | {rec} | | | | | | | |")
-    table = "\n".join(lines)
+    table = "\n".join(lines + (["", *notes] if notes else []))
     (RESULTS / "table.md").write_text(
         "# CLINC150 validation split (tuned on it; in-scope → fallback budget "
         f"{int(FALLBACK_BUDGET * 100)} %)\n\n{table}\n", encoding="utf-8")
@@ -365,6 +370,11 @@ def report(names: list[str]) -> None:
     fig.tight_layout()
     fig.savefig(plots / "threshold.png", dpi=110)
     plt.close(fig)
+
+
+def _cpu(s: dict[str, Any]) -> str:
+    cpu = s.get("training_cpu_seconds")
+    return f" ({cpu / 60:.1f} CPU-min)" if cpu else ""
 
 
 def _histogram(plt: Any, rows: list[dict[str, Any]], s: dict[str, Any], path: Path) -> None:
