@@ -89,7 +89,7 @@ class MiniLMIntentClassifier(GraphComponent, IntentClassifier):
         return self._tokens
 
     def train(self, training_data: TrainingData) -> Resource:
-        from tandem_nlu.minilm import EncoderConfig, MiniLMClassifier, TrainingOptions, fine_tune, pretrained_dir
+        from tandem_nlu.minilm import MiniLMClassifier, TrainingOptions, fine_tune
 
         examples = [m for m in training_data.intent_examples if m.get(TEXT) and m.get(INTENT)]
         self._labels = sorted({m.get(INTENT) for m in examples})
@@ -100,9 +100,7 @@ class MiniLMIntentClassifier(GraphComponent, IntentClassifier):
         seqs = self._word_pieces().encode([m.get(TEXT) for m in examples])
         y = np.array([index[m.get(INTENT)] for m in examples], dtype=np.int32)
 
-        pretrained = pretrained_dir()
-        self._model = MiniLMClassifier(EncoderConfig.from_file(pretrained / "config.json"), len(self._labels))
-        self._model.load_pretrained(pretrained / "model.safetensors")
+        self._model = MiniLMClassifier.from_pretrained(len(self._labels))
         cfg = self.component_config
         fine_tune(
             self._model,
@@ -137,13 +135,12 @@ class MiniLMIntentClassifier(GraphComponent, IntentClassifier):
         execution_context: ExecutionContext,
         **kwargs: Any,
     ) -> MiniLMIntentClassifier:
-        from tandem_nlu.minilm import EncoderConfig, MiniLMClassifier, pretrained_dir
+        from tandem_nlu.minilm import MiniLMClassifier
 
         try:
             with model_storage.read_from(resource) as model_dir:
                 labels = json.loads((Path(model_dir) / _LABELS_FILE).read_text(encoding="utf-8"))
-                model = MiniLMClassifier(EncoderConfig.from_file(pretrained_dir() / "config.json"), len(labels))
-                model.build_now()
+                model = MiniLMClassifier.from_pretrained(len(labels), weights=False)
                 model.load_weights(str(Path(model_dir) / _WEIGHTS_PREFIX)).expect_partial()
         except (ValueError, FileNotFoundError):
             logger.warning("MiniLMIntentClassifier has no trained model; it will predict nothing.")

@@ -120,6 +120,18 @@ class MiniLMClassifier(tf.keras.Model):
     def call(self, ids: tf.Tensor, mask: tf.Tensor, training: bool = False) -> tf.Tensor:
         return self.head(self.drop(self.encode(ids, mask, training=training), training=training))
 
+    @classmethod
+    def from_pretrained(cls, num_labels: int, *, weights: bool = True) -> MiniLMClassifier:
+        """A classifier over `num_labels` with the shipped encoder's shape and, with `weights`, its
+        pretrained weights (without: to load fine-tuned weights into it)."""
+        pretrained = pretrained_dir()
+        model = cls(EncoderConfig.from_file(pretrained / "config.json"), num_labels)
+        if weights:
+            model.load_pretrained(pretrained / "model.safetensors")
+        else:
+            model.build_now()
+        return model
+
     def build_now(self) -> None:
         ids = tf.zeros((1, 4), tf.int32)
         self(ids, tf.ones_like(ids))

@@ -145,7 +145,6 @@ def epoch_curve(epochs: int, with_oos: bool) -> dict[str, Any]:
     (same code and defaults as the Rasa component) and score the validation split after each
     epoch, at every threshold; the epoch count in pipelines/minilm.yml comes from this curve."""
     from tandem_nlu.minilm import (
-        EncoderConfig,
         MiniLMClassifier,
         Predictor,
         TrainingOptions,
@@ -160,8 +159,7 @@ def epoch_curve(epochs: int, with_oos: bool) -> dict[str, Any]:
     index = {label: i for i, label in enumerate(labels)}
     pretrained = pretrained_dir()
     tokens = WordPieces(pretrained / "tokenizer.json", 64)
-    model = MiniLMClassifier(EncoderConfig.from_file(pretrained / "config.json"), len(labels))
-    model.load_pretrained(pretrained / "model.safetensors")
+    model = MiniLMClassifier.from_pretrained(len(labels))
     predictor = Predictor(model)
     val_items = [(t, i) for t, i in data["val"]] + [(t, OOS) for t, _ in data["oos_val"]]
     val_seqs = tokens.encode([t for t, _ in val_items])
@@ -238,7 +236,11 @@ def _arrays(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
 
 def score(rows: list[dict[str, Any]], threshold: float, ambiguity: float) -> dict[str, float]:
     """Metrics at one (threshold, ambiguity threshold) under FallbackClassifier's rule."""
-    a = _arrays(rows)
+    return _score(_arrays(rows), threshold, ambiguity)
+
+
+def _score(a: dict[str, np.ndarray], threshold: float, ambiguity: float) -> dict[str, float]:
+    """`score` on the arrays of `_arrays`, so a sweep converts the rows once."""
     fallback = (a["conf"] < threshold) | (a["margin"] < ambiguity)
     flagged = fallback | (a["top"] == OOS)  # handed to the fallback chain
     ins, oos = a["gold"] != OOS, a["gold"] == OOS
@@ -274,9 +276,10 @@ def tune(rows: list[dict[str, Any]]) -> dict[str, float]:
     same), among those sending ≤ FALLBACK_BUDGET of in-scope turns to the fallback; ties go to the
     higher in-scope accuracy."""
     best = None
+    a = _arrays(rows)
     for amb in AMBIGUITY:
         for th in THRESHOLDS:
-            s = score(rows, th, amb)
+            s = _score(a, th, amb)
             if s["in_scope_to_fallback"] > FALLBACK_BUDGET:
                 continue
             key = (round(s["in_scope_accuracy"] + s["oos_recall"], 9), s["in_scope_accuracy"])
@@ -358,7 +361,8 @@ def report(names: list[str]) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     for s in summaries:
         rows = json.loads((WORK / "predictions" / f"{s['pipeline']}--{DATA.stem}.json").read_text())["rows"]
-        curve = [score(rows, th, s["ambiguity_threshold"]) for th in THRESHOLDS]
+        arrays = _arrays(rows)
+        curve = [_score(arrays, th, s["ambiguity_threshold"]) for th in THRESHOLDS]
         ax1.plot(THRESHOLDS, [c["in_scope_accuracy"] for c in curve], label=s["pipeline"])
         ax2.plot(THRESHOLDS, [c["oos_recall"] for c in curve], label=s["pipeline"])
         _histogram(plt, rows, s, plots / f"confidence-{s['pipeline']}.png")
