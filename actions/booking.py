@@ -74,7 +74,7 @@ class ValidateFlightBookingForm(FormValidationAction):
     def name(self) -> str:
         return "validate_flight_booking_form"
 
-    # Explicit cues ("from A to B", "A to B") beat the roles DIET guessed for two cities.
+    # Explicit cues ("from A to B", "A to B") beat the roles the entity model guessed for two cities.
     async def extract_origin(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:

@@ -38,6 +38,9 @@ ENV = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": 
        "RASA_CACHE_DIRECTORY": str(WORK / "rasa-cache")}
 
 
+ENTITY_EXTRACTORS = {"DIETClassifier", "CRFEntityExtractor"}
+
+
 def run(command: list[str]) -> float:
     """Run a rasa command; its wall time in seconds."""
     start = time.perf_counter()
@@ -89,20 +92,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--full", action="store_true", help="also time a full `rasa train --force`")
+    parser.add_argument("--config", default="config.yml", help="pipeline to measure (default: the bot's)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
 
     shutil.rmtree(WORK / "rasa-cache", ignore_errors=True)
     train_path, test_path, counts = split(args.seed)
     models = WORK / "models"
-    nlu_seconds = run([RASA, "train", "nlu", "--config", "config.yml", "--nlu", str(train_path), "--domain",
+    nlu_seconds = run([RASA, "train", "nlu", "--config", args.config, "--nlu", str(train_path), "--domain",
                        "domain.yml", "--out", str(models), "--fixed-model-name", "split"])
     model = models / "split.tar.gz"
     report = WORK / "report"
     run([RASA, "test", "nlu", "--model", str(model), "--nlu", str(test_path), "--out", str(report),
-         "--no-plot", "--no-errors"])
+         "--no-plot"])
     intents = json.loads((report / "intent_report.json").read_text())
-    entities = json.loads((report / "DIETClassifier_report.json").read_text())
+    # the trained entity extractor's report (DIETClassifier or CRFEntityExtractor; not the regexes)
+    extractor_report = next(path for path in sorted(report.glob("*_report.json"))
+                            if path.stem.removesuffix("_report") in ENTITY_EXTRACTORS)
+    entities = json.loads(extractor_report.read_text())
     regex_entities_path = report / "RegexEntityExtractor_report.json"
     selector_path = report / "response_selection_report.json"
     result: dict[str, Any] = {
@@ -113,8 +121,9 @@ def main() -> None:
         "intent_f1_weighted": round(intents["weighted avg"]["f1-score"], 4),
         "intent_f1_macro": round(intents["macro avg"]["f1-score"], 4),
         "intent_accuracy": round(intents["accuracy"], 4),
-        "entity_f1_weighted_diet": round(entities["weighted avg"]["f1-score"], 4),
-        "entity_f1_per_entity_diet": {
+        "entity_extractor": extractor_report.stem.removesuffix("_report"),
+        "entity_f1_weighted": round(entities["weighted avg"]["f1-score"], 4),
+        "entity_f1_per_entity": {
             name: round(values["f1-score"], 4)
             for name, values in entities.items()
             if isinstance(values, dict) and "f1-score" in values and "avg" not in name and name != "no_entity"
@@ -132,12 +141,12 @@ def main() -> None:
     if args.full:
         full_models = WORK / "full"
         result["full_training_seconds"] = round(
-            run([RASA, "train", "--force", "--config", "config.yml", "--domain", "domain.yml", "--data", "data",
+            run([RASA, "train", "--force", "--config", args.config, "--domain", "domain.yml", "--data", "data",
                  "--out", str(full_models), "--fixed-model-name", "full"]), 1)
         result["full_model_mb"] = round((full_models / "full.tar.gz").stat().st_size / 1e6, 1)
     result["peak_rss_mb_of_this_process"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

@@ -26,7 +26,7 @@ def justified(warning: str) -> bool:
     """
     if "overlap between the 'RegexEntityExtractor' and the statistical entity extractors" in warning:
         # Deliberate: the regexes are authoritative for booking_ref, flight_number and email, and
-        # the RegexEntityExtractor only uses regexes whose entity is annotated, so DIET sees the
+        # the RegexEntityExtractor only uses regexes whose entity is annotated, so the CRF sees the
         # same annotations; both extract the same span and the action server normalises it.
         return True
     if "The following duplicated intents have been found across multiple domain files: faq" in warning:

@@ -460,7 +460,7 @@ async def test_a_rating_out_of_range_is_refused(toolbox: Toolbox, db: Any) -> No
 
 async def test_explicit_route_cues_beat_swapped_entity_roles(toolbox: Toolbox) -> None:
     form = ValidateFlightBookingForm()
-    # DIET swapped the roles; the words say "phuket to don mueang".
+    # the entity model swapped the roles; the words say "phuket to don mueang".
     t = tracker({"origin": "don mueang", "destination": "phuket"}, text="phuket to don mueang", intent="book_flight")
     assert await form.extract_origin(CollectingDispatcher(), t, DOMAIN) == {"origin": "HKT"}
     assert await form.extract_destination(CollectingDispatcher(), t, DOMAIN) == {"destination": "DMK"}
