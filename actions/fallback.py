@@ -129,8 +129,8 @@ class ActionAnswerFaq(Action):
     """A FAQ question: the selected answer when the response selector is sure, else the chain.
 
     The intent classifier may be sure that a question is *a* FAQ ("can I bring my surfboard?")
-    while the selector is unsure *which* one; answering with the closest topic (pets) would be wrong, so the chain
-    answers from the knowledge base instead.
+    while the selector is unsure *which* one; answering with the closest topic (pets) would be
+    wrong, so the chain answers from the knowledge base instead.
     """
 
     def name(self) -> str:

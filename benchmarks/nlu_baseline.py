@@ -38,7 +38,7 @@ ENV = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": 
        "RASA_CACHE_DIRECTORY": str(WORK / "rasa-cache")}
 
 
-ENTITY_EXTRACTORS = {"DIETClassifier", "CRFEntityExtractor"}
+ENTITY_EXTRACTORS = ("CRFEntityExtractor", "DIETClassifier")
 
 
 def run(command: list[str]) -> float:
@@ -104,24 +104,25 @@ def main() -> None:
                        "domain.yml", "--out", str(models), "--fixed-model-name", "split"])
     model = models / "split.tar.gz"
     report = WORK / "report"
+    shutil.rmtree(report, ignore_errors=True)  # no report of an earlier run's extractor is read
     run([RASA, "test", "nlu", "--model", str(model), "--nlu", str(test_path), "--out", str(report),
          "--no-plot"])
     intents = json.loads((report / "intent_report.json").read_text())
     # the trained entity extractor's report (DIETClassifier or CRFEntityExtractor; not the regexes)
-    extractor_report = next(path for path in sorted(report.glob("*_report.json"))
-                            if path.stem.removesuffix("_report") in ENTITY_EXTRACTORS)
-    entities = json.loads(extractor_report.read_text())
+    extractor = next(name for name in ENTITY_EXTRACTORS if (report / f"{name}_report.json").exists())
+    entities = json.loads((report / f"{extractor}_report.json").read_text())
     regex_entities_path = report / "RegexEntityExtractor_report.json"
     selector_path = report / "response_selection_report.json"
     result: dict[str, Any] = {
-        "command": "make bench-nlu-baseline  (.venv-rasa/bin/python -m benchmarks.nlu_baseline --full)",
+        # the command as run (`make bench-nlu-baseline` runs it with --full)
+        "command": " ".join([".venv-rasa/bin/python -m benchmarks.nlu_baseline", *sys.argv[1:]]),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "data": counts,
         "seed": args.seed,
         "intent_f1_weighted": round(intents["weighted avg"]["f1-score"], 4),
         "intent_f1_macro": round(intents["macro avg"]["f1-score"], 4),
         "intent_accuracy": round(intents["accuracy"], 4),
-        "entity_extractor": extractor_report.stem.removesuffix("_report"),
+        "entity_extractor": extractor,
         "entity_f1_weighted": round(entities["weighted avg"]["f1-score"], 4),
         "entity_f1_per_entity": {
             name: round(values["f1-score"], 4)
