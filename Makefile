@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-.PHONY: help install run shell train test lint validate bench-nlu-baseline bench-nlu clean
+.PHONY: help install run shell train test lint validate bench-nlu-baseline bench-nlu bench-injection clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ test:  ## the whole suite: lint, unit, integration (PostgreSQL, Redis), Rasa val
 	@bash scripts/test.sh
 
 lint: install  ## ruff
-	@.venv/bin/ruff check actions tandem tandem_nlu tests benchmarks
+	@.venv/bin/ruff check actions tandem tandem_nlu tandem_rasa tests benchmarks
 
 validate: install  ## rasa data validate
 	@.venv-rasa/bin/rasa data validate --config config.yml --domain domain.yml --data data
@@ -38,3 +38,6 @@ bench-nlu-baseline: install  ## NLU F1 on a held-out 20 % of the bot's data, tra
 # on val; PIPELINES="minilm sparse" limits the run (the stock pipeline alone trains for about an hour).
 bench-nlu: install  ## CLINC150: train the candidate pipelines (if missing), tune on val, table + plots
 	@.venv-rasa/bin/python -m benchmarks.clinc150.bench all $(if $(TEST),--test $(TEST),) $(if $(PIPELINES),--pipelines $(PIPELINES),)
+
+bench-injection: install  ## prompt-injection corpus through the fallback chain, obedient model (results/injection.json)
+	@.venv/bin/python -m benchmarks.security.injection

@@ -25,9 +25,33 @@ class ToolFailed(Exception):
     """A tool call failed and the user has already been told so."""
 
 
+# What the gateway attaches to every message it forwards (tandem_rasa.channel.GatewayInput checks
+# the gateway's token, so nobody else can set these): the real channel, an opaque per-client key
+# (a keyed hash of the client address, never the address) and the turn's correlation id.
+_METADATA_LIMITS = {"channel": 32, "client": 64, "correlation_id": 64}
+
+
+def message_metadata(tracker: Tracker) -> dict[str, str]:
+    """The gateway's metadata of the latest message: known keys with short string values only."""
+    raw = tracker.latest_message.get("metadata") or {}
+    if not isinstance(raw, dict):
+        return {}
+    return {
+        key: value
+        for key, limit in _METADATA_LIMITS.items()
+        if isinstance(value := raw.get(key), str) and 0 < len(value) <= limit and value.isprintable()
+    }
+
+
+def client_key(tracker: Tracker) -> str | None:
+    """The opaque key of the client (browser, chat account) behind the latest message, if known."""
+    return message_metadata(tracker).get("client")
+
+
 def caller_of(tracker: Tracker) -> Caller:
-    """Who is calling the tools: the conversation's customer."""
-    return Caller(conversation_id=tracker.sender_id, role="customer")
+    """Who is calling the tools: the conversation's customer, and the client key when the gateway
+    sent one (limits per client: open holds, lookup failures, handoff tickets)."""
+    return Caller(conversation_id=tracker.sender_id, role="customer", client=client_key(tracker))
 
 
 async def call_tool(dispatcher: CollectingDispatcher, call: Awaitable[T]) -> T:

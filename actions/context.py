@@ -7,17 +7,14 @@ client). Tests replace them with :func:`use_toolbox` and :func:`use_fallback_cha
 
 from __future__ import annotations
 
-import logging
 import threading
 from zoneinfo import ZoneInfo
 
-from prometheus_client import REGISTRY, start_http_server
+from prometheus_client import REGISTRY
 
 from tandem.services.fallback import FallbackChain
 from tandem.settings import Settings, load_settings
 from tandem.tools import Toolbox
-
-logger = logging.getLogger(__name__)
 
 
 class _Registry:
@@ -27,20 +24,12 @@ class _Registry:
         self._lock = threading.Lock()
         self._toolbox: Toolbox | None = None
         self._chain: FallbackChain | None = None
-        self._metrics_started = False
 
     def get(self) -> Toolbox:
         with self._lock:
             if self._toolbox is None:
                 settings = load_settings()
                 self._toolbox = Toolbox.from_settings(settings)
-                if settings.action_metrics_port and not self._metrics_started:
-                    # The first action of the process exposes its metrics (never at import time).
-                    self._metrics_started = True
-                    try:
-                        start_http_server(settings.action_metrics_port, addr="127.0.0.1", registry=REGISTRY)
-                    except OSError as error:  # port taken: metrics are not worth failing a turn
-                        logger.warning("metrics not exposed on port %s: %s", settings.action_metrics_port, error)
             return self._toolbox
 
     def set(self, toolbox: Toolbox | None) -> None:

@@ -12,4 +12,5 @@ COPY knowledge/ knowledge/
 COPY widget/ widget/
 USER 1001
 EXPOSE 5055
-CMD ["python", "-m", "rasa_sdk", "--actions", "actions", "--port", "5055"]
+# Needs ACTION_SERVER_TOKEN; docker-compose.yml sets the host (the compose network) and the token.
+CMD ["python", "-m", "actions.server", "--host", "0.0.0.0", "--port", "5055"]

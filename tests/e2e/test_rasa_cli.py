@@ -75,7 +75,10 @@ def test_rasa_data_validate(tmp_path: Path) -> None:
 
 def test_rasa_test_stories(stack: Stack, tmp_path: Path) -> None:
     endpoints = tmp_path / "endpoints.yml"
-    endpoints.write_text(f'action_endpoint:\n  url: "{stack.action_url}/webhook"\n')
+    endpoints.write_text(
+        f'action_endpoint:\n  url: "{stack.action_url}/webhook"\n'
+        f'  headers:\n    Authorization: "Bearer {stack.env["ACTION_SERVER_TOKEN"]}"\n'
+    )
     out = ARTIFACTS / "rasa-test"
     run = subprocess.run(
         [

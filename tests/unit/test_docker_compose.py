@@ -20,7 +20,9 @@ def compose() -> dict[str, Any]:
 
 
 def test_services_of_the_architecture(compose: dict[str, Any]) -> None:
-    assert {"postgres", "redis", "migrate", "actions", "rasa", "gateway"} <= set(compose["services"])
+    assert {"postgres", "redis", "migrate", "actions", "rasa", "gateway", "caddy", "expire-holds"} <= set(
+        compose["services"]
+    )
 
 
 def test_the_gateway_is_the_public_entry_and_fronts_rasa(compose: dict[str, Any]) -> None:
@@ -28,8 +30,14 @@ def test_the_gateway_is_the_public_entry_and_fronts_rasa(compose: dict[str, Any]
     assert gateway["environment"]["RASA_URL"] == "http://rasa:5005"
     assert gateway["environment"]["GATEWAY_ENV"] == "production"
     assert "${GATEWAY_SECRET:?" in (ROOT / "docker-compose.yml").read_text()
-    published = [p for s in compose["services"].values() for p in s.get("ports", []) if not p.startswith("127.0.0.1:")]
-    assert published == ["8000:8000"]
+    # Only the TLS terminator is public; the gateway is reachable through it alone.
+    published = {
+        name: s["ports"] for name, s in compose["services"].items() if any(
+            not p.startswith("127.0.0.1:") for p in s.get("ports", [])
+        )
+    }
+    assert published == {"caddy": ["80:80", "443:443"]}
+    assert "ports" not in gateway and gateway["expose"] == ["8000"]
     dockerfile = (ROOT / gateway["build"]["dockerfile"]).read_text()
     assert "COPY widget/" in dockerfile and "COPY knowledge/" in dockerfile
 
@@ -70,7 +78,7 @@ def test_start_order_waits_for_health(compose: dict[str, Any]) -> None:
 
 def test_no_secret_is_written_into_the_file(compose: dict[str, Any]) -> None:
     text = (ROOT / "docker-compose.yml").read_text()
-    for secret in ("POSTGRES_PASSWORD", "RASA_API_TOKEN", "GATEWAY_SECRET"):
+    for secret in ("POSTGRES_PASSWORD", "RASA_API_TOKEN", "GATEWAY_SECRET", "ACTION_SERVER_TOKEN", "GATEWAY_METRICS_TOKEN"):
         assert f"${{{secret}:?" in text
     assert not re.search(r"PASSWORD:\s*['\"]?[A-Za-z0-9]{4,}", text.replace("${POSTGRES_PASSWORD", ""))
 
@@ -95,3 +103,38 @@ def test_the_rasa_image_can_load_the_custom_intent_classifier() -> None:
     assert "grep -E '^tokenizers=='" in dockerfile
     assert re.search(r"^tokenizers==", (ROOT / "requirements/rasa.lock.txt").read_text(), re.M)
     assert "--no-deps -r requirements/rasa-weights.txt" in (ROOT / "scripts/setup.sh").read_text()
+
+
+def test_tls_terminates_in_caddy_with_the_documented_certificate_path(compose: dict[str, Any]) -> None:
+    caddy = compose["services"]["caddy"]
+    assert "./docker/Caddyfile:/etc/caddy/Caddyfile:ro" in caddy["volumes"]
+    assert any(v.endswith(":/certs:ro") and "TLS_CERT_DIR" in v for v in caddy["volumes"])
+    caddyfile = (ROOT / "docker/Caddyfile").read_text()
+    assert "tls /certs/fullchain.pem /certs/privkey.pem" in caddyfile
+    assert "reverse_proxy gateway:8000" in caddyfile
+    # The gateway trusts forwarded client addresses from Caddy's fixed address only.
+    address = caddy["networks"]["edge"]["ipv4_address"]
+    assert compose["services"]["gateway"]["environment"]["GATEWAY_TRUSTED_PROXIES"] == address
+    assert compose["services"]["gateway"]["environment"]["GATEWAY_COOKIE_SECURE"] == "true"
+
+
+def test_the_action_server_needs_its_token_and_rasa_sends_it(compose: dict[str, Any]) -> None:
+    actions = compose["services"]["actions"]
+    assert actions["command"][:3] == ["python", "-m", "actions.server"]
+    assert actions["environment"]["ACTION_SERVER_TOKEN"].startswith("${ACTION_SERVER_TOKEN:?")
+    assert "ports" not in actions
+    assert "Bearer ${ACTION_SERVER_TOKEN}" in (ROOT / "endpoints.yml").read_text()
+    assert "ACTION_SERVER_TOKEN" in compose["services"]["rasa"]["environment"]
+    # Rasa listens only to the gateway's authenticated channel.
+    credentials = yaml.safe_load((ROOT / "credentials.yml").read_text())
+    assert list(credentials) == ["tandem_rasa.channel.GatewayInput"]
+    assert credentials["tandem_rasa.channel.GatewayInput"]["token"] == "${RASA_API_TOKEN}"
+    assert "COPY --chown=1001 tandem_rasa/ tandem_rasa/" in (ROOT / "docker/rasa.Dockerfile").read_text()
+
+
+def test_holds_expire_on_a_schedule_and_demo_data_is_not_seeded(compose: dict[str, Any]) -> None:
+    job = compose["services"]["expire-holds"]
+    assert job["command"] == ["python", "-m", "tandem.cli", "expire-holds", "--every", "60"]
+    assert job["restart"] == "unless-stopped"
+    migrate = " ".join(compose["services"]["migrate"]["command"])
+    assert "tandem.cli seed" in migrate and "--demo" not in migrate

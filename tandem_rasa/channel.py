@@ -1,0 +1,141 @@
+"""The one input channel of the Rasa server: the gateway's, authenticated by a shared token.
+
+Rasa's own REST channel trusts whoever reaches its port: the ``sender`` (any conversation) and the
+``metadata`` (which the action server uses for limits per client) are the caller's to choose. Every
+door (website, Slack, Telegram) ends in the gateway, which verifies its callers and then posts here:
+
+    POST /webhooks/gateway/webhook
+    Authorization: Bearer <RASA_API_TOKEN>
+    {"sender": "<conversation id>", "message": "<text>",
+     "metadata": {"channel": "website", "client": "<opaque key>", "correlation_id": "<turn id>"}}
+
+and gets the bot's messages as a JSON list, like the REST channel. Without the token (compared in
+constant time) the answer is 401 and nothing runs. The metadata is reduced to the known keys with
+short printable string values, so the tracker never stores what a caller invents.
+
+``credentials.yml``::
+
+    tandem_rasa.channel.GatewayInput:
+      token: ${RASA_API_TOKEN}
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from asyncio import CancelledError
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 256 * 1024  # a backstop: the gateway caps messages far lower
+MAX_SENDER_CHARS = 128
+MAX_MESSAGE_CHARS = 20_000
+METADATA_LIMITS = {"channel": 32, "client": 64, "correlation_id": 64}
+CHANNELS = frozenset({"website", "slack", "telegram", "shell", "rest", "agent"})
+MIN_TOKEN_CHARS = 16
+
+
+def _error(status: int, code: str) -> HTTPResponse:
+    return response.json({"error": code}, status=status)
+
+
+def clean_metadata(raw: Any) -> dict[str, str]:
+    """Only the keys the gateway sends, as short printable strings; anything else is dropped."""
+    if not isinstance(raw, dict):
+        return {}
+    cleaned: dict[str, str] = {}
+    for key, limit in METADATA_LIMITS.items():
+        value = raw.get(key)
+        if isinstance(value, str) and 0 < len(value) <= limit and value.isprintable():
+            cleaned[key] = value
+    if cleaned.get("channel") not in CHANNELS:
+        cleaned.pop("channel", None)
+    return cleaned
+
+
+def authorized(header: str | None, token: str) -> bool:
+    """``Authorization: Bearer <token>``, compared in constant time."""
+    expected = f"Bearer {token}".encode()
+    return hmac.compare_digest((header or "").encode("utf-8", "replace"), expected)
+
+
+class GatewayInput(InputChannel):
+    """``/webhooks/gateway/webhook``: turns from the gateway only (bearer token)."""
+
+    def __init__(self, token: str) -> None:
+        if not token or len(token) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"the gateway channel needs a token of {MIN_TOKEN_CHARS}+ characters (RASA_API_TOKEN)"
+            )
+        self._token = token
+
+    @classmethod
+    def name(cls) -> str:
+        return "gateway"
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> GatewayInput:
+        return cls(str((credentials or {}).get("token") or ""))
+
+    def parse(self, request: Request) -> dict[str, Any] | None:
+        """The turn's fields, or None when the body is not the expected shape."""
+        if len(request.body or b"") > MAX_BODY_BYTES:
+            return None
+        try:
+            body = json.loads(request.body or b"")
+        except (ValueError, RecursionError):  # ValueError covers huge integers too
+            return None
+        if not isinstance(body, dict):
+            return None
+        sender, message = body.get("sender"), body.get("message")
+        if not isinstance(sender, str) or not 0 < len(sender) <= MAX_SENDER_CHARS or not sender.isprintable():
+            return None
+        if not isinstance(message, str) or len(message) > MAX_MESSAGE_CHARS:
+            return None
+        metadata = clean_metadata(body.get("metadata"))
+        return {"sender": sender, "message": message, "metadata": metadata}
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        webhook = Blueprint("tandem_gateway_webhook", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            if not authorized(request.headers.get("authorization"), self._token):
+                return _error(401, "unauthorized")
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            if not authorized(request.headers.get("authorization"), self._token):
+                return _error(401, "unauthorized")
+            turn = self.parse(request)
+            if turn is None:
+                return _error(400, "invalid_request")
+            metadata = turn["metadata"]
+            collector = CollectingOutputChannel()
+            try:
+                await on_new_message(
+                    UserMessage(
+                        turn["message"],
+                        collector,
+                        turn["sender"],
+                        input_channel=metadata.get("channel", self.name()),
+                        metadata=metadata,
+                    )
+                )
+            except CancelledError:
+                # The text is not logged: it may hold personal data.
+                logger.error("gateway turn timed out (correlation_id=%s)", metadata.get("correlation_id"))
+            except Exception:
+                logger.exception("gateway turn failed (correlation_id=%s)", metadata.get("correlation_id"))
+            return response.json(collector.messages)
+
+        return webhook

@@ -1,0 +1,104 @@
+"""`make run` as a user starts it: every server it starts listens on loopback only, the internal
+ports refuse callers without their tokens, and a visitor's turn still goes all the way through
+(gateway → Rasa's gateway channel → action server, each hop authenticated)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.security.listening import is_loopback, listening_of
+from tests.stack import MODEL, ROOT, free_port
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, str]]]:
+    if not MODEL.exists():
+        pytest.fail(f"no trained model at {MODEL}: run `make train` (make test does it)")
+    work = tmp_path_factory.mktemp("make-run")
+    ports = {name: str(free_port()) for name in ("RASA_PORT", "ACTION_PORT", "GATEWAY_PORT", "ACTION_METRICS_PORT")}
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "LLM_MODEL", "LLM_BASE_URL")},
+        **ports,
+        "DATABASE_URL": f"sqlite:///{work / 'tandem.db'}",
+        "TRACKER_DB_URL": f"sqlite:///{work / 'tracker.db'}",
+        "ACTION_SERVER_URL": f"http://127.0.0.1:{ports['ACTION_PORT']}/webhook",
+        "EXPIRE_HOLDS_EVERY_SECONDS": "5",
+    }
+    log = work / "make-run.log"
+    process = subprocess.Popen(
+        ["bash", "scripts/run.sh"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    gateway = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
+    deadline = time.monotonic() + 420
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"make run exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        if "Andaman Air assistant is running." in log.read_text():
+            break
+        if time.monotonic() > deadline:
+            pytest.fail(f"make run did not come up:\n{log.read_text()[-4000:]}")
+        time.sleep(1)
+    env["GATEWAY_URL"] = gateway
+    env["LOG"] = str(log)
+    yield process, env
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_nothing_listens_on_a_non_loopback_address(make_run: tuple[subprocess.Popen[bytes], dict[str, str]]) -> None:
+    process, env = make_run
+    sockets = listening_of(process.pid)
+    ports = {int(env[name]) for name in ("RASA_PORT", "ACTION_PORT", "GATEWAY_PORT", "ACTION_METRICS_PORT")}
+    assert ports <= {port for _, _, port in sockets}, (ports, sockets)
+    exposed = [s for s in sockets if not is_loopback(s[1])]
+    assert not exposed, exposed
+
+
+def test_internal_ports_refuse_callers_without_tokens(make_run: tuple[subprocess.Popen[bytes], dict[str, str]]) -> None:
+    _, env = make_run
+    rasa = f"http://127.0.0.1:{env['RASA_PORT']}"
+    actions = f"http://127.0.0.1:{env['ACTION_PORT']}"
+    assert httpx.post(f"{rasa}/webhooks/gateway/webhook", json={"sender": "x", "message": "hi"}).status_code == 401
+    assert httpx.post(f"{rasa}/webhooks/rest/webhook", json={"sender": "x", "message": "hi"}).status_code == 404
+    assert httpx.get(f"{rasa}/conversations/x/tracker").status_code == 401
+    assert httpx.post(f"{actions}/webhook", json={"next_action": "action_get_booking"}).status_code == 401
+    assert httpx.get(f"http://127.0.0.1:{env['ACTION_METRICS_PORT']}/metrics").status_code == 401
+    # The generated secrets were written to a private file and never printed.
+    secrets_file = ROOT / "var" / "secrets.env"
+    assert secrets_file.stat().st_mode & 0o077 == 0
+    output = Path(env["LOG"]).read_text()
+    for line in secrets_file.read_text().splitlines():
+        assert line.split("=", 1)[1] not in output
+
+
+def test_a_visitor_turn_goes_through_every_hop(make_run: tuple[subprocess.Popen[bytes], dict[str, str]]) -> None:
+    _, env = make_run
+    gateway = env["GATEWAY_URL"]
+    session = httpx.post(f"{gateway}/api/v1/session", json={"mode": "bearer"}, timeout=10)
+    assert session.status_code == 200, session.text
+    headers = {"Authorization": f"Bearer {session.json()['token']}"}
+    # A flight status turn runs a custom action (the action server, over its token) and reads the DB.
+    reply = httpx.post(
+        f"{gateway}/api/v1/messages", json={"text": "is AN204 on time today?"}, headers=headers, timeout=60
+    )
+    assert reply.status_code == 200, reply.text
+    text = " ".join(m.get("text") or "" for m in reply.json()["messages"])
+    assert "AN204" in text, text
