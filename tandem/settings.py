@@ -11,6 +11,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# What a turn needs besides the LLM call (NLU, actions, database) within RASA_TIMEOUT_SECONDS.
+LLM_TURN_MARGIN_SECONDS = 5.0
+
 
 class Settings(BaseSettings):
     """Every setting of the application environment. Names are the environment variables."""
@@ -37,6 +40,26 @@ class Settings(BaseSettings):
         default="https://pay.andaman-air.example/checkout/", alias="PAYMENT_LINK_BASE"
     )
     hold_minutes: int = Field(default=30, ge=5, le=1440, alias="BOOKING_HOLD_MINUTES")
+    # Unpaid holds block seats for everyone else (issue 10, finding 2). Open holds (held, not
+    # expired) per conversation / e-mail / client key (the gateway's), and the share of what a
+    # cabin has left to sell (seats left + seats held) that unpaid holds may take together.
+    booking_max_holds_per_conversation: int = Field(default=3, ge=1, alias="BOOKING_MAX_HOLDS_PER_CONVERSATION")
+    booking_max_holds_per_email: int = Field(default=3, ge=1, alias="BOOKING_MAX_HOLDS_PER_EMAIL")
+    booking_max_holds_per_client: int = Field(default=5, ge=1, alias="BOOKING_MAX_HOLDS_PER_CLIENT")
+    booking_max_held_share: float = Field(default=0.5, gt=0, le=1, alias="BOOKING_MAX_HELD_SHARE")
+    # Failed booking lookups (reference + last name), counted in the database across conversations
+    # (finding 3): at the maximum within LOOKUP_LOCKOUT_MINUTES the reference / client / conversation
+    # is locked until its oldest failure in the window is that old.
+    lookup_max_failures_per_reference: int = Field(default=3, ge=1, alias="LOOKUP_MAX_FAILURES_PER_REFERENCE")
+    lookup_max_failures_per_conversation: int = Field(default=5, ge=1, alias="LOOKUP_MAX_FAILURES_PER_CONVERSATION")
+    lookup_max_failures_per_client: int = Field(default=10, ge=1, alias="LOOKUP_MAX_FAILURES_PER_CLIENT")
+    lookup_lockout_minutes: int = Field(default=15, ge=1, le=1440, alias="LOOKUP_LOCKOUT_MINUTES")
+    # New handoff tickets per hour (finding 6); a conversation has at most one open handoff anyway.
+    handoff_limit_per_client: int = Field(default=3, ge=1, alias="HANDOFF_LIMIT_PER_CLIENT")
+    handoff_limit_per_conversation: int = Field(default=3, ge=1, alias="HANDOFF_LIMIT_PER_CONVERSATION")
+    # `python -m tandem.cli seed` adds the public demo customers and bookings only when asked
+    # (`seed --demo` or this): their references and names are published in the README.
+    seed_demo_data: bool = Field(default=False, alias="SEED_DEMO_DATA")
 
     password_reset_ttl_minutes: int = Field(default=30, ge=5, le=1440, alias="PASSWORD_RESET_TTL_MINUTES")
     password_reset_limit_per_email: int = Field(default=3, ge=1, alias="PASSWORD_RESET_LIMIT_PER_EMAIL")
@@ -52,6 +75,13 @@ class Settings(BaseSettings):
     # The action server's Prometheus metrics (fallback chain: tokens, cost, latency, cache hits,
     # decisions) on 127.0.0.1:<port>/metrics; unset = not exposed.
     action_metrics_port: int | None = Field(default=None, ge=1, le=65535, alias="ACTION_METRICS_PORT")
+    # Scrapers of those metrics send "Authorization: Bearer <token>"; without a token they are not exposed.
+    action_metrics_token: SecretStr | None = Field(default=None, alias="ACTION_METRICS_TOKEN")
+    # The action server (actions/server.py) runs actions only for callers with this bearer token (Rasa,
+    # through endpoints.yml); it refuses to start without one. It binds ACTION_SERVER_HOST:ACTION_PORT.
+    action_server_token: SecretStr | None = Field(default=None, alias="ACTION_SERVER_TOKEN")
+    action_server_host: str = Field(default="127.0.0.1", alias="ACTION_SERVER_HOST")
+    action_port: int = Field(default=5055, ge=1, le=65535, alias="ACTION_PORT")
     tool_timeout_seconds: float = Field(default=5.0, gt=0, le=30, alias="TOOL_TIMEOUT_SECONDS")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="LOG_LEVEL")
 
@@ -81,7 +111,9 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(default=2, ge=0, le=5, alias="LLM_MAX_RETRIES")
     llm_backoff_base_seconds: float = Field(default=0.5, ge=0, le=10, alias="LLM_BACKOFF_BASE_SECONDS")
     llm_backoff_max_seconds: float = Field(default=4.0, ge=0, le=30, alias="LLM_BACKOFF_MAX_SECONDS")
-    llm_total_timeout_seconds: float = Field(default=30.0, gt=0, le=50, alias="LLM_TOTAL_TIMEOUT_SECONDS")
+    # The whole LLM call (attempts, backoff) within one turn: clearly under the gateway's turn timeout
+    # (RASA_TIMEOUT_SECONDS), else a slow model gives a 504 while Rasa still finishes the turn (issue 10).
+    llm_total_timeout_seconds: float = Field(default=15.0, gt=0, le=50, alias="LLM_TOTAL_TIMEOUT_SECONDS")
     llm_max_tokens: int = Field(default=350, ge=16, le=4096, alias="LLM_MAX_TOKENS")
     llm_temperature: float = Field(default=0.0, ge=0, le=2, alias="LLM_TEMPERATURE")
     llm_json_mode: bool = Field(default=True, alias="LLM_JSON_MODE")
@@ -92,6 +124,9 @@ class Settings(BaseSettings):
         default=20000, ge=0, alias="LLM_BUDGET_TOKENS_PER_CONVERSATION"
     )
     llm_budget_tokens_per_day: int = Field(default=2_000_000, ge=0, alias="LLM_BUDGET_TOKENS_PER_DAY")
+    # Per gateway client key and UTC day: 2 % of the default daily budget (about 25-40 model
+    # turns), so one address opening conversation after conversation cannot empty the day.
+    llm_budget_tokens_per_client: int = Field(default=40_000, ge=0, alias="LLM_BUDGET_TOKENS_PER_CLIENT")
     llm_cache_ttl_seconds: int = Field(default=86400, ge=0, alias="LLM_CACHE_TTL_SECONDS")
     llm_cache_max_entries: int = Field(default=2048, ge=0, alias="LLM_CACHE_MAX_ENTRIES")
     knowledge_dir: str = Field(default="knowledge", alias="KNOWLEDGE_DIR")
@@ -139,10 +174,13 @@ class Settings(BaseSettings):
     # Rate limits in the `limits` notation ("20/minute", "5/second;100/hour").
     gateway_rate_limit_session: str = Field(default="20/minute", alias="GATEWAY_RATE_LIMIT_SESSION")
     gateway_rate_limit_address: str = Field(default="120/minute", alias="GATEWAY_RATE_LIMIT_ADDRESS")
-    gateway_rate_limit_new_session: str = Field(default="10/minute", alias="GATEWAY_RATE_LIMIT_NEW_SESSION")
+    # The hourly cap keeps new sessions from multiplying the per-conversation budgets (issue 10).
+    gateway_rate_limit_new_session: str = Field(
+        default="10/minute;60/hour", alias="GATEWAY_RATE_LIMIT_NEW_SESSION"
+    )
     # Comma-separated proxy addresses whose X-Forwarded-For is trusted for the client address.
     gateway_trusted_proxies: str = Field(default="", alias="GATEWAY_TRUSTED_PROXIES")
-    # When set, /metrics needs "Authorization: Bearer <token>".
+    # When set, /metrics and /readyz's details need "Authorization: Bearer <token>"; required in production.
     gateway_metrics_token: SecretStr | None = Field(default=None, alias="GATEWAY_METRICS_TOKEN")
     gateway_check_timeout_seconds: float = Field(default=2.0, gt=0, le=30, alias="GATEWAY_CHECK_TIMEOUT_SECONDS")
     rasa_url: str = Field(default="http://127.0.0.1:5005", alias="RASA_URL")
@@ -159,6 +197,20 @@ class Settings(BaseSettings):
             secret = self.gateway_secret.get_secret_value() if self.gateway_secret else ""
             if len(secret) < 32 or len(set(secret)) < 8 or secret.lower().startswith(("changeme", "change-me")):
                 raise ValueError("GATEWAY_SECRET must be a random string of 32+ characters in production")
+            metrics = self.gateway_metrics_token.get_secret_value() if self.gateway_metrics_token else ""
+            if len(metrics) < 16 or len(set(metrics)) < 6:
+                raise ValueError(
+                    "GATEWAY_METRICS_TOKEN must be a random string of 16+ characters in production "
+                    "(it guards /metrics and the details of /readyz)"
+                )
+        # Only when both are set in this environment: the defaults (15 + 5 < 30) hold by construction,
+        # and tests shorten RASA_TIMEOUT_SECONDS alone for the gateway, which never calls the LLM.
+        both = {"llm_total_timeout_seconds", "rasa_timeout_seconds"} <= self.model_fields_set
+        if both and self.llm_total_timeout_seconds + LLM_TURN_MARGIN_SECONDS >= self.rasa_timeout_seconds:
+            raise ValueError(
+                f"LLM_TOTAL_TIMEOUT_SECONDS + {LLM_TURN_MARGIN_SECONDS:g} s must stay under RASA_TIMEOUT_SECONDS: "
+                "a turn that outlives the gateway's timeout gets a 504 while Rasa still finishes it"
+            )
         return self
 
     @property
