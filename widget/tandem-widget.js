@@ -203,6 +203,14 @@
 
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+  // One id per message, kept across its retries (automatic and "Retry"): the gateway answers a
+  // retry of a message it already got with the first answer instead of sending it to the bot twice.
+  function newMessageId() {
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
   // ---------------------------------------------------------------- the widget
   const host = el("div", { id: "tandem-chat", "data-ready": "false", "data-loaded": "false", "data-busy": "false" });
   const shadow = host.attachShadow({ mode: "open" });
@@ -537,7 +545,11 @@
     const li = renderUser(shownText, { pending: true, payload });
     clearChoices();
     setBusy(true);
-    const request = body.payload !== undefined ? { payload: body.payload } : { text: body.text };
+    if (!body.clientMessageId) body.clientMessageId = newMessageId();
+    const request =
+      body.payload !== undefined
+        ? { payload: body.payload, client_message_id: body.clientMessageId }
+        : { text: body.text, client_message_id: body.clientMessageId };
     let attempt = 0;
     let sessionRenewed = false;
     try {
@@ -590,8 +602,9 @@
             await loadHistory();
             return;
           }
-          // Validation errors (400) are the visitor's to fix; upstream errors (5xx) can be retried.
-          markFailed(li, body, error.message, error.status >= 500);
+          // Validation errors (400) are the visitor's to fix; upstream errors (5xx) can be retried, and
+          // so can a message the gateway is still answering (409 duplicate_in_flight, same id).
+          markFailed(li, body, error.message, error.status >= 500 || error.code === "duplicate_in_flight");
           return;
         }
       }

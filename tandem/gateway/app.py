@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import secrets
@@ -30,14 +31,23 @@ from tandem.db.engine import create_engine_from_settings
 from tandem.gateway import schemas
 from tandem.gateway.errors import GatewayError, UpstreamError
 from tandem.gateway.logs import LOGGER_NAME
-from tandem.gateway.messages import bot_message, history_from_tracker, offered_payloads
+from tandem.gateway.messages import bot_message, history_from_tracker, offered_payloads, turn_from_tracker
 from tandem.gateway.metrics import GatewayMetrics
 from tandem.gateway.offers import MemoryOfferStore, OfferStore, RedisOfferStore
 from tandem.gateway.ratelimit import RateLimits, storage_for
 from tandem.gateway.readiness import Check, database_check, rasa_checks, redis_check, run_checks
+from tandem.gateway.revocations import MemoryRevocationStore, RedisRevocationStore, RevocationStore
 from tandem.gateway.sessions import COOKIE_NAME, Session, SessionCodec
+from tandem.gateway.turns import (
+    RASA_LOCK_SECONDS,
+    MemoryTurnStore,
+    RedisTurnStore,
+    TurnRecord,
+    TurnStore,
+    fingerprint,
+)
 from tandem.gateway.upstream import RasaClient
-from tandem.gateway.validation import decode_json_body, parse_message
+from tandem.gateway.validation import Incoming, decode_json_body, parse_message
 from tandem.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,6 +72,8 @@ class GatewayState:
     codec: SessionCodec
     limits: RateLimits
     offers: OfferStore
+    revocations: RevocationStore
+    turns: TurnStore
     rasa: RasaClient
     metrics: GatewayMetrics
     http: httpx.AsyncClient
@@ -148,6 +160,8 @@ def create_app(
             },
         ),
         offers=RedisOfferStore(redis_client, ttl_seconds=ttl) if redis_client else MemoryOfferStore(ttl_seconds=ttl),
+        revocations=RedisRevocationStore(redis_client) if redis_client else MemoryRevocationStore(),
+        turns=RedisTurnStore(redis_client) if redis_client else MemoryTurnStore(),
         rasa=rasa,
         metrics=GatewayMetrics(),
         http=http,
@@ -176,7 +190,7 @@ def create_app(
         version="1.0.0",
         description=(
             "The public entry of the website channel: anonymous signed sessions, validated and rate-limited "
-            "messages forwarded to Rasa's REST channel, the conversation's history. Errors always have the "
+            "messages forwarded to Rasa's gateway channel, the conversation's history. Errors always have the "
             'shape {"error": {"code", "message", "retry_after"}}.'
         ),
         # Swagger UI needs inline script and a CDN, which the CSP forbids; the description is /openapi.json.
@@ -293,30 +307,52 @@ def _check_origin(request: Request, state: GatewayState) -> None:
         raise GatewayError(403, "origin_not_allowed", "This site may not use the chat.")
 
 
-def _session_of(request: Request, state: GatewayState) -> tuple[Session | None, str]:
-    """The request's session and how it came (``bearer`` or ``cookie``); a bad credential is an error."""
+async def _not_revoked(session: Session | None, state: GatewayState, message: str) -> Session | None:
+    if session is None:
+        return None
+    try:
+        revoked = await state.revocations.is_revoked(session.session_id)
+    except Exception as exc:  # Redis errors of any kind: fail closed, a revoked session must not pass
+        raise _store_unavailable("revocation_store") from exc
+    if revoked:
+        raise GatewayError(401, "invalid_session", message)
+    return session
+
+
+async def _session_of(request: Request, state: GatewayState) -> tuple[Session | None, str]:
+    """The request's session and how it came (``bearer`` or ``cookie``); a bad credential is an error.
+
+    Forged, expired and revoked tokens are all ``invalid_session``: the client cannot tell them apart.
+    """
     authorization = request.headers.get("authorization")
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
         session = state.codec.verify(token.strip()) if scheme.lower() == "bearer" else None
+        message = "Your chat session is not valid. Please start a new one."
         if session is None:
-            raise GatewayError(401, "invalid_session", "Your chat session is not valid. Please start a new one.")
-        return session, "bearer"
+            raise GatewayError(401, "invalid_session", message)
+        return await _not_revoked(session, state, message), "bearer"
     _check_origin(request, state)
     cookie = request.cookies.get(COOKIE_NAME)
     if cookie is None:
         return None, "cookie"
     session = state.codec.verify(cookie)
+    message = "Your chat session has expired. Please start a new one."
     if session is None:
-        raise GatewayError(401, "invalid_session", "Your chat session has expired. Please start a new one.")
-    return session, "cookie"
+        raise GatewayError(401, "invalid_session", message)
+    return await _not_revoked(session, state, message), "cookie"
 
 
-def _require_session(request: Request, state: GatewayState) -> Session:
-    session, _ = _session_of(request, state)
+async def _require_session(request: Request, state: GatewayState) -> Session:
+    session, _ = await _session_of(request, state)
     if session is None:
         raise GatewayError(401, "no_session", "Start a chat session first (POST /api/v1/session).")
     return session
+
+
+def _bearer_matches(authorization: str, token: str) -> bool:
+    # Constant time: no timing oracle on the operations token.
+    return hmac.compare_digest(authorization.encode("utf-8", "replace"), f"Bearer {token}".encode())
 
 
 def _iso(timestamp: int) -> str:
@@ -354,19 +390,41 @@ def _install_routes(app: FastAPI, state: GatewayState, widget_dir: Path) -> None
         "/readyz",
         tags=["operations"],
         summary="Readiness: Rasa, the action server, the database and Redis (when configured) answer.",
+        description="With GATEWAY_METRICS_TOKEN set (always in production) the checks' details need "
+        "'Authorization: Bearer <token>'; without the header: the status code and {\"status\"} only.",
         response_model=schemas.ReadyOut,
-        responses={503: {"model": schemas.ReadyOut, "description": "A dependency is down"}},
+        responses={
+            503: {"model": schemas.ReadyOut, "description": "A dependency is down"},
+            401: {"model": schemas.ErrorOut, "description": "A wrong operations token"},
+        },
     )
-    async def readyz() -> JSONResponse:
+    async def readyz(request: Request) -> JSONResponse:
+        # With GATEWAY_METRICS_TOKEN (always in production) the checks' details (which dependency is
+        # down, latencies) need the token; anyone still gets the status code and {"status": ...}, which
+        # is all a load balancer or an orchestrator's probe needs. A wrong token is a 401.
+        detailed = True
+        if settings.gateway_metrics_token is not None:
+            authorization = request.headers.get("authorization")
+            detailed = authorization is not None
+            if detailed and not _bearer_matches(authorization or "", settings.gateway_metrics_token.get_secret_value()):
+                raise GatewayError(401, "unauthorized", "A metrics token is required.")
         ok, checks = await run_checks(state.readiness_checks, timeout=settings.gateway_check_timeout_seconds)
-        body = {"status": "ready" if ok else "not_ready", "checks": checks}
+        body: dict[str, Any] = {"status": "ready" if ok else "not_ready"}
+        if detailed:
+            body["checks"] = checks
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics.", response_class=PlainTextResponse)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics ('Authorization: Bearer <GATEWAY_METRICS_TOKEN>' when that is set).",
+        response_class=PlainTextResponse,
+        responses={401: {"model": schemas.ErrorOut, "description": "No or a wrong operations token"}},
+    )
     async def metrics(request: Request) -> Response:
         if settings.gateway_metrics_token is not None:
-            expected = f"Bearer {settings.gateway_metrics_token.get_secret_value()}"
-            if not hmac.compare_digest(request.headers.get("authorization", "").encode(), expected.encode()):
+            token = settings.gateway_metrics_token.get_secret_value()
+            if not _bearer_matches(request.headers.get("authorization", ""), token):
                 raise GatewayError(401, "unauthorized", "A metrics token is required.")
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -380,23 +438,27 @@ def _install_routes(app: FastAPI, state: GatewayState, widget_dir: Path) -> None
     )
     async def create_session(request: Request) -> JSONResponse:
         raw = await _read_body(request, settings.gateway_max_body_bytes)
+        # Outside the try: a body that is not JSON is invalid_json, like on every endpoint.
+        decoded = decode_json_body(raw) if raw.strip() else {}
         try:
-            options = schemas.SessionIn.model_validate(decode_json_body(raw) if raw.strip() else {})
+            options = schemas.SessionIn.model_validate(decoded)
         except ValueError:
             raise GatewayError(400, "invalid_shape", 'Send {"new": true|false, "mode": "cookie"|"bearer"}.') from None
         existing: Session | None = None
-        if not options.new:
-            try:
-                existing, _ = _session_of(request, state)
-            except GatewayError as exc:
-                if exc.code != "invalid_session":
-                    raise
-                # An expired or foreign session simply gets replaced: that is what this call is for.
-        if existing is not None:
+        try:
+            existing, _ = await _session_of(request, state)
+        except GatewayError as exc:
+            if exc.code != "invalid_session":
+                raise
+            # An expired, revoked or foreign session simply gets replaced: that is what this call is for.
+        if existing is not None and not options.new:
             return JSONResponse({"created": False, "expires_at": _iso(existing.expires_at), "token": None})
         if options.mode == "cookie":
             _check_origin(request, state)
         await state.limits.check("new_session", _client_address(request))
+        if existing is not None:
+            # "New conversation": the old token must not keep working for the rest of its 7 days.
+            await _revoke(existing)
         token, session = state.codec.issue()
         state.metrics.sessions.inc()
         body = {
@@ -417,9 +479,24 @@ def _install_routes(app: FastAPI, state: GatewayState, widget_dir: Path) -> None
             )
         return response
 
-    @app.delete(f"{API}/session", tags=["chat"], summary="Forget the session cookie.", status_code=204)
+    @app.delete(
+        f"{API}/session",
+        tags=["chat"],
+        summary="End the session: its token (cookie or bearer) is revoked and the cookie forgotten.",
+        status_code=204,
+        responses={k: v for k, v in schemas.ERRORS.items() if k in (403, 429, 503)},
+    )
     async def delete_session(request: Request) -> Response:
         _check_origin(request, state)
+        await state.limits.check("address", _client_address(request))
+        try:
+            session, _ = await _session_of(request, state)
+        except GatewayError as exc:
+            if exc.code != "invalid_session":
+                raise
+            session = None  # forged, expired or already revoked: nothing to revoke, still 204
+        if session is not None:
+            await _revoke(session)
         response = Response(status_code=204)
         response.delete_cookie(
             COOKIE_NAME,
@@ -439,28 +516,45 @@ def _install_routes(app: FastAPI, state: GatewayState, widget_dir: Path) -> None
         openapi_extra=schemas.request_body(schemas.TextIn, schemas.PayloadIn),
     )
     async def send_message(request: Request) -> JSONResponse:
-        await state.limits.check("address", _client_address(request))
-        session = _require_session(request, state)
+        address = _client_address(request)
+        await state.limits.check("address", address)
+        session = await _require_session(request, state)
         await state.limits.check("session", session.session_id)
         raw = await _read_body(request, settings.gateway_max_body_bytes)
         incoming = parse_message(decode_json_body(raw), max_chars=settings.gateway_max_message_chars)
         conversation = session.conversation_id
-        if incoming.kind == "payload":
-            offered = await _offered(conversation)
-            if incoming.value not in offered:
-                raise GatewayError(
-                    400,
-                    "payload_not_offered",
-                    "That option is no longer available. Please pick one of the latest options or type your answer.",
-                )
-        turn_id = uuid.uuid4().hex[:16]
-        correlation_id = f"{conversation}:{turn_id}"
+        # The turn id is random and is the correlation id (header, Rasa's metadata, logs): the
+        # conversation id never leaves the server.
+        turn_id = uuid.uuid4().hex
+        correlation_id = turn_id
+        if incoming.client_message_id is not None:
+            replayed = await _claim_or_replay(conversation, incoming.client_message_id, incoming, turn_id)
+            if replayed is not None:
+                return replayed
+        try:
+            if incoming.kind == "payload":
+                offered = await _offered(conversation)
+                if incoming.value not in offered:
+                    raise GatewayError(
+                        400,
+                        "payload_not_offered",
+                        "That option is no longer available. "
+                        "Please pick one of the latest options or type your answer.",
+                    )
+        except GatewayError:
+            await _forget_turn(conversation, incoming)
+            raise
         started = time.perf_counter()
         outcome = "ok"
         error: UpstreamError | None = None
         replies: list[dict[str, Any]] = []
         try:
-            replies = await state.rasa.send(conversation, incoming.value, correlation_id=correlation_id)
+            replies = await state.rasa.send(
+                conversation,
+                incoming.value,
+                correlation_id=correlation_id,
+                client_key=state.codec.client_key(address),
+            )
         except UpstreamError as exc:
             outcome = exc.code
             error = exc
@@ -480,16 +574,24 @@ def _install_routes(app: FastAPI, state: GatewayState, widget_dir: Path) -> None
                     "replies": len(replies),
                     "upstream_ms": round(elapsed * 1000, 1),
                     "outcome": outcome,
+                    "client_message_id": incoming.client_message_id is not None,
                 },
             )
         headers = {"X-Correlation-Id": correlation_id}
         if error is not None:
             state.metrics.rejections.labels(error.reason).inc()
             state.metrics.upstream_errors.labels(error.kind).inc()
+            if error.delivered:
+                # Rasa may still finish this turn: a retry looks for it instead of sending it again.
+                await _record_turn(conversation, incoming, TurnRecord(_fp(incoming), turn_id, "unknown"))
+            else:
+                await _forget_turn(conversation, incoming)
             return error.response(headers)
         messages = [bot_message(r, message_id=f"{turn_id}-{i}") for i, r in enumerate(replies)]
+        body = {"turn_id": turn_id, "messages": messages}
+        await _record_turn(conversation, incoming, TurnRecord(_fp(incoming), turn_id, "done", status=200, body=body))
         await _remember(conversation, offered_payloads(messages))
-        return JSONResponse({"turn_id": turn_id, "messages": messages}, headers=headers)
+        return JSONResponse(body, headers=headers)
 
     @app.get(
         f"{API}/history",
@@ -500,7 +602,7 @@ def _install_routes(app: FastAPI, state: GatewayState, widget_dir: Path) -> None
     )
     async def history(request: Request) -> JSONResponse:
         await state.limits.check("address", _client_address(request))
-        session = _require_session(request, state)
+        session = await _require_session(request, state)
         tracker = await state.rasa.tracker(session.conversation_id)
         messages, offered = history_from_tracker(tracker)
         await _remember(session.conversation_id, offered)
@@ -523,11 +625,108 @@ def _install_routes(app: FastAPI, state: GatewayState, widget_dir: Path) -> None
         except Exception as exc:  # Redis errors of any kind
             raise _store_unavailable() from exc
 
+    async def _revoke(session: Session) -> None:
+        try:
+            await state.revocations.revoke(session.session_id, expires_at=session.expires_at)
+        except Exception as exc:  # Redis errors of any kind: say so rather than pretend it is revoked
+            raise _store_unavailable("revocation_store") from exc
 
-def _store_unavailable() -> GatewayError:
+    # ---- idempotent sends (see tandem/gateway/turns.py for the states and what a retry gets)
+
+    def _fp(incoming: Incoming) -> str:
+        return fingerprint(incoming.kind, incoming.value)
+
+    async def _record_turn(conversation: str, incoming: Incoming, record: TurnRecord) -> None:
+        if incoming.client_message_id is None:
+            return
+        try:
+            await state.turns.put(conversation, incoming.client_message_id, record)
+        except Exception:  # Redis errors: the visitor still gets this answer; a retry may be sent again
+            state.log.warning("turn store unavailable", extra={"event": "turn_store_unavailable"})
+
+    async def _forget_turn(conversation: str, incoming: Incoming) -> None:
+        if incoming.client_message_id is None:
+            return
+        try:
+            await state.turns.release(conversation, incoming.client_message_id)
+        except Exception:  # Redis errors: the claim expires with its TTL
+            state.log.warning("turn store unavailable", extra={"event": "turn_store_unavailable"})
+
+    def _in_flight() -> GatewayError:
+        return GatewayError(
+            409,
+            "duplicate_in_flight",
+            "Your message is still being answered. Please wait a moment before sending it again.",
+            retry_after=5,
+        )
+
+    async def _claim_or_replay(conversation: str, cmid: str, incoming: Incoming, turn_id: str) -> JSONResponse | None:
+        """None when this request owns the turn; else the answer to replay (or a 409)."""
+        mine = TurnRecord(_fp(incoming), turn_id, "pending")
+        deadline = time.monotonic() + settings.rasa_timeout_seconds + 1.0
+        while True:
+            try:
+                record = await state.turns.claim(conversation, cmid, mine)
+                if record is None:
+                    return None  # a new id: this request sends the turn
+                # In flight: wait (bounded by the turn timeout) for the first attempt's outcome.
+                while (
+                    record is not None
+                    and record.state == "pending"
+                    and record.fingerprint == mine.fingerprint
+                    and time.monotonic() < deadline
+                ):
+                    await asyncio.sleep(0.05)
+                    record = await state.turns.get(conversation, cmid)
+            except Exception as exc:  # Redis errors of any kind: fail closed before reaching Rasa
+                raise _store_unavailable("turn_store") from exc
+            if record is None:
+                continue  # the first attempt gave the id up (Rasa unreachable): claim it again
+            if record.fingerprint != mine.fingerprint:
+                raise GatewayError(
+                    409,
+                    "client_message_id_reused",
+                    "This message id was already used for another message. Send a new id with each message.",
+                )
+            state.log.info(
+                "turn replayed",
+                extra={"event": "turn_replayed", "correlation_id": record.turn_id, "state": record.state},
+            )
+            if record.state == "done" and record.body is not None:
+                headers = {"X-Correlation-Id": record.turn_id}
+                return JSONResponse(record.body, status_code=record.status or 200, headers=headers)
+            if record.state == "unknown":
+                return await _recover(conversation, cmid, record, mine)
+            raise _in_flight()  # still pending after the wait
+
+    async def _recover(conversation: str, cmid: str, record: TurnRecord, mine: TurnRecord) -> JSONResponse | None:
+        """The gateway gave up on this turn: Rasa's tracker says whether (and how) Rasa answered it."""
+        tracker = await state.rasa.tracker(conversation)
+        replies = turn_from_tracker(tracker, record.turn_id)
+        if replies is None:
+            if time.time() - record.created_at < RASA_LOCK_SECONDS + settings.rasa_timeout_seconds:
+                raise _in_flight()  # Rasa may still be working on it (or waiting for its lock)
+            try:
+                await state.turns.put(conversation, cmid, mine)  # Rasa never got it: this send goes through
+            except Exception as exc:
+                raise _store_unavailable("turn_store") from exc
+            return None
+        messages = [bot_message(r, message_id=f"{record.turn_id}-{i}") for i, r in enumerate(replies)]
+        body = {"turn_id": record.turn_id, "messages": messages}
+        done = TurnRecord(record.fingerprint, record.turn_id, "done", record.created_at, status=200, body=body)
+        try:
+            await state.turns.put(conversation, cmid, done)
+        except Exception:
+            state.log.warning("turn store unavailable", extra={"event": "turn_store_unavailable"})
+        _, offered = history_from_tracker(tracker)
+        await _remember(conversation, offered)
+        return JSONResponse(body, headers={"X-Correlation-Id": record.turn_id})
+
+
+def _store_unavailable(reason: str = "offer_store") -> GatewayError:
     return GatewayError(
         503,
         "temporarily_unavailable",
         "We can't take messages right now. Please try again in a moment.",
-        reason="offer_store",
+        reason=reason,
     )

@@ -36,28 +36,35 @@ class GatewayError(Exception):
 
 
 class UpstreamError(GatewayError):
-    """Rasa (or another dependency) failed; ``kind`` is the metric label: timeout, unavailable, bad_response."""
+    """Rasa (or another dependency) failed; ``kind`` is the metric label: timeout, unavailable, bad_response.
 
-    def __init__(self, kind: str, status: int, code: str, message: str) -> None:
+    ``delivered`` says whether Rasa may have received the request (and may still finish the turn):
+    False only when the request certainly never left (connection refused, connect timeout).
+    """
+
+    def __init__(self, kind: str, status: int, code: str, message: str, *, delivered: bool = True) -> None:
         super().__init__(status, code, message, reason=f"upstream_{kind}")
         self.kind = kind
+        self.delivered = delivered
 
 
-def upstream_timeout() -> UpstreamError:
+def upstream_timeout(*, delivered: bool = True) -> UpstreamError:
     return UpstreamError(
         "timeout",
         504,
         "upstream_timeout",
         "The assistant is taking longer than usual to answer. Please try again in a moment.",
+        delivered=delivered,
     )
 
 
-def upstream_unavailable() -> UpstreamError:
+def upstream_unavailable(*, delivered: bool = True) -> UpstreamError:
     return UpstreamError(
         "unavailable",
         503,
         "upstream_unavailable",
         "The assistant is not available right now. Please try again in a few minutes.",
+        delivered=delivered,
     )
 
 

@@ -102,3 +102,35 @@ def history_from_tracker(tracker: dict[str, Any]) -> tuple[list[dict[str, Any]],
                 offered.add(button["payload"])
             messages.append(message)
     return messages, offered
+
+
+def turn_from_tracker(tracker: dict[str, Any], correlation_id: str) -> list[dict[str, Any]] | None:
+    """The bot's replies to the user message sent with ``correlation_id``, or None when Rasa has none.
+
+    Rasa keeps the metadata the gateway sent with each user event; this finds a turn the gateway
+    gave up waiting for (a timeout) but Rasa finished, so that a retry gets its answer instead of
+    sending the message a second time.
+    """
+    events = [e for e in tracker.get("events") or [] if isinstance(e, dict)]
+    start = None
+    for index, event in enumerate(events):
+        metadata = event.get("metadata")
+        if (
+            event.get("event") == "user"
+            and isinstance(metadata, dict)
+            and metadata.get("correlation_id") == correlation_id
+        ):
+            start = index
+            break
+    if start is None:
+        return None
+    replies: list[dict[str, Any]] = []
+    for event in events[start + 1 :]:
+        if event.get("event") == "user":
+            break
+        if event.get("event") == "bot":
+            data = event.get("data") or {}
+            raw = {**(data if isinstance(data, dict) else {}), "text": event.get("text")}
+            if raw.get("text") or raw.get("buttons") or raw.get("image") or raw.get("custom"):
+                replies.append(raw)
+    return replies

@@ -6,23 +6,38 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+CLIENT_MESSAGE_ID = Field(
+    default=None,
+    pattern=r"^[A-Za-z0-9_-]{8,64}$",
+    description="Optional, chosen by the client per message and sent again unchanged with each retry of it: "
+    "a retry is answered with the first send's answer (same turn_id) instead of reaching the bot twice; "
+    "while the first is still being answered the retry waits for it (at most RASA_TIMEOUT_SECONDS), then "
+    "409 duplicate_in_flight. Remembered 10 minutes per conversation; reused for another message: 409 "
+    "client_message_id_reused.",
+)
+
 
 class TextIn(BaseModel):
     """What the visitor typed."""
 
     text: str = Field(description="1 to GATEWAY_MAX_MESSAGE_CHARS characters; may not start with '/'.")
+    client_message_id: str | None = CLIENT_MESSAGE_ID
 
 
 class PayloadIn(BaseModel):
     """A click on a button: its payload, which must be one the bot offered in its last turn."""
 
     payload: str = Field(description='For example /inform{"cabin": "economy"}.')
+    client_message_id: str | None = CLIENT_MESSAGE_ID
 
 
 class SessionIn(BaseModel):
     """Optional body of POST /api/v1/session."""
 
-    new: bool = Field(default=False, description="Start a new conversation even when a session exists.")
+    new: bool = Field(
+        default=False,
+        description="Start a new conversation even when a session exists; the presented session is revoked.",
+    )
     mode: Literal["cookie", "bearer"] = Field(
         default="cookie",
         description="cookie: an HttpOnly cookie (the widget). bearer: the token in the body, for other front ends.",
@@ -53,7 +68,7 @@ class Message(BaseModel):
 
 
 class TurnOut(BaseModel):
-    turn_id: str
+    turn_id: str = Field(description="Random; also the X-Correlation-Id header (never the conversation id).")
     messages: list[Message]
 
 
@@ -85,7 +100,11 @@ class Check(BaseModel):
 
 class ReadyOut(BaseModel):
     status: Literal["ready", "not_ready"]
-    checks: dict[str, Check]
+    checks: dict[str, Check] | None = Field(
+        default=None,
+        description="Only with 'Authorization: Bearer <GATEWAY_METRICS_TOKEN>' when that token is set "
+        "(always in production); without it the status code and status only.",
+    )
 
 
 def request_body(*models: type[BaseModel], required: bool = True) -> dict[str, Any]:
@@ -99,9 +118,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": description}
     for status, description in {
         400: "Invalid message (shape, encoding, control characters, length, button not offered)",
-        401: "No session, or an invalid or expired one",
+        401: "No session, or an invalid, expired or revoked one",
         403: "Origin not allowed",
         413: "Body too large",
+        409: "A retry of a message still being answered (duplicate_in_flight), or a client_message_id "
+        "reused for another message (client_message_id_reused)",
         415: "Not JSON",
         429: "Rate limited (Retry-After)",
         502: "Rasa answered with an error",

@@ -4,6 +4,10 @@ A token is ``v1.<session id>.<issued at>.<signature>``: a random 128-bit session
 seconds, and an HMAC-SHA256 over both with the gateway's secret. The conversation id sent to Rasa is a
 second HMAC of the session id, so it is never chosen by (nor shown to) the client, cannot be guessed from
 a leaked conversation id, and one visitor can neither forge a session nor swap into someone else's.
+The conversation id never leaves the server (the correlation id of a turn is a random turn id).
+
+A token cannot be un-signed, so revoking one ("new conversation", ``DELETE /api/v1/session``) records
+its session id until the token would have expired anyway: see :mod:`tandem.gateway.revocations`.
 """
 
 from __future__ import annotations
@@ -51,6 +55,15 @@ class SessionCodec:
         """The Rasa sender id of a session: a keyed hash, so it reveals nothing about the token."""
         digest = hmac.new(self._secret, b"conversation:" + session_id.encode("ascii"), hashlib.sha256).hexdigest()
         return f"web-{digest[:32]}"
+
+    def client_key(self, address: str) -> str:
+        """An opaque key for a client address, sent to Rasa as ``metadata.client`` (never the address).
+
+        Keyed (an HMAC, domain-separated from the other uses of the secret), so the address cannot be
+        recovered by hashing the IPv4 space; stable, so per-client limits in the actions hold.
+        """
+        digest = hmac.new(self._secret, b"client-key:" + address.encode("utf-8"), hashlib.sha256).hexdigest()
+        return digest[:32]
 
     def issue(self) -> tuple[str, Session]:
         """A new session and its token."""

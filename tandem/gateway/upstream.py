@@ -1,5 +1,8 @@
-"""The client of Rasa's REST channel and HTTP API, and of the action server's health endpoint.
+"""The client of Rasa's gateway channel and HTTP API, and of the action server's health endpoint.
 
+Turns go to the authenticated channel ``POST /webhooks/gateway/webhook`` (tandem_rasa/channel.py),
+not to the open REST channel: it needs ``Authorization: Bearer <RASA_API_TOKEN>``, so only the
+gateway can post messages with the metadata the actions trust (the client key, the correlation id).
 Every call has a timeout. Failures become :class:`~tandem.gateway.errors.UpstreamError` (timeout,
 unavailable, bad response) so callers can answer with a clear message; nothing of Rasa's error text
 reaches the visitor. The API token travels only between the gateway and Rasa on localhost.
@@ -32,20 +35,29 @@ class RasaClient:
         self._turn_timeout = turn_timeout
         self._check_timeout = check_timeout
 
-    async def send(self, conversation_id: str, message: str, *, correlation_id: str) -> list[dict[str, Any]]:
-        """One turn over the REST webhook: the bot's messages, in order."""
+    async def send(
+        self, conversation_id: str, message: str, *, correlation_id: str, client_key: str
+    ) -> list[dict[str, Any]]:
+        """One turn over the gateway channel: the bot's messages, in order.
+
+        ``client_key`` is the opaque keyed hash of the client address (never the address itself).
+        """
         body = {
             "sender": conversation_id,
             "message": message,
-            # Rasa stores the metadata with the user event: logs of both sides can be joined on it.
-            "metadata": {"channel": "website", "correlation_id": correlation_id},
+            # Rasa stores the metadata with the user event: logs of both sides can be joined on it,
+            # and the actions read the client key from it (per-client limits).
+            "metadata": {"channel": "website", "client": client_key, "correlation_id": correlation_id},
         }
+        headers = {"X-Correlation-Id": correlation_id}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
         data = await self._request(
             "POST",
-            "/webhooks/rest/webhook",
+            "/webhooks/gateway/webhook",
             json=body,
             timeout=self._turn_timeout,
-            headers={"X-Correlation-Id": correlation_id},
+            headers=headers,
         )
         if not isinstance(data, list) or not all(isinstance(m, dict) for m in data):
             raise upstream_bad_response()
@@ -67,11 +79,19 @@ class RasaClient:
     async def _request(self, method: str, path: str, *, timeout: float, **kwargs: Any) -> Any:
         try:
             response = await self._client.request(method, self._base + path, timeout=timeout, **kwargs)
+        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Never sent: Rasa did not get the request (the idempotency store may forget it).
+            raise upstream_timeout(delivered=False) from exc
         except httpx.TimeoutException as exc:
             raise upstream_timeout() from exc
-        except httpx.HTTPError as exc:
+        except httpx.ConnectError as exc:
+            raise upstream_unavailable(delivered=False) from exc
+        except httpx.HTTPError as exc:  # e.g. the connection dropped while Rasa was answering
             raise upstream_unavailable() from exc
-        if response.status_code in (502, 503, 504):
+        if response.status_code in (502, 503):
+            # A proxy in front of Rasa could not reach it.
+            raise upstream_unavailable(delivered=False)
+        if response.status_code == 504:
             raise upstream_unavailable()
         if response.status_code != 200:
             raise upstream_bad_response()

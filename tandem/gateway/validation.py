@@ -6,6 +6,7 @@ Every failure is a :class:`GatewayError` with a stable code and a message for th
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,8 @@ from tandem.gateway.errors import GatewayError
 # with ZWJ (U+200D) and variation selectors are allowed: they are how people write emoji.
 _ALLOWED_CONTROLS = {"\n", "\t", "\r"}
 _ALLOWED_FORMAT = {"\u200d", "\ufe0f", "\ufe0e"}
+# A client message id is opaque to the gateway: short, URL-safe, and never free text.
+CLIENT_MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class Incoming:
 
     kind: str  # "text" | "payload"
     value: str
+    # Set by the client so that a retried send is answered once (see tandem/gateway/turns.py).
+    client_message_id: str | None = None
 
 
 def invalid(code: str, message: str, status: int = 400) -> GatewayError:
@@ -39,7 +44,9 @@ def decode_json_body(raw: bytes) -> Any:
         raise invalid("invalid_encoding", "The request must be UTF-8 encoded JSON.") from None
     try:
         value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
+        # ValueError covers JSONDecodeError and also Python's limit on integer digits (a number of
+        # 5,000 digits), which is not a JSONDecodeError.
         raise invalid("invalid_json", "The request body is not valid JSON.") from None
     return value
 
@@ -61,15 +68,31 @@ def _check_text(value: str, *, max_chars: int, what: str) -> str:
     return value
 
 
+def _client_message_id(body: dict[str, Any]) -> str | None:
+    if "client_message_id" not in body:
+        return None
+    value = body["client_message_id"]
+    if not isinstance(value, str) or not CLIENT_MESSAGE_ID.fullmatch(value):
+        raise invalid(
+            "invalid_client_message_id",
+            '"client_message_id" must be 8 to 64 characters: letters, digits, "-" or "_".',
+        )
+    return value
+
+
 def parse_message(body: Any, *, max_chars: int) -> Incoming:
-    """``{"text": "..."}`` or ``{"payload": "/intent{...}"}``; exactly one of them, nothing else."""
+    """``{"text": "..."}`` or ``{"payload": "/intent{...}"}``; exactly one of them, nothing else.
+
+    An optional ``client_message_id`` may come with either.
+    """
     if not isinstance(body, dict):
         raise invalid("invalid_shape", 'Send a JSON object: {"text": "..."} or {"payload": "..."}.')
-    unknown = set(body) - {"text", "payload"}
+    unknown = set(body) - {"text", "payload", "client_message_id"}
     if unknown:
         raise invalid("invalid_shape", "Unknown field(s): " + ", ".join(sorted(str(k)[:40] for k in unknown)) + ".")
     if ("text" in body) == ("payload" in body):
         raise invalid("invalid_shape", 'Send exactly one of "text" or "payload".')
+    client_message_id = _client_message_id(body)
     if "text" in body:
         text = body["text"]
         if not isinstance(text, str):
@@ -80,9 +103,9 @@ def parse_message(body: Any, *, max_chars: int) -> Incoming:
         if text.startswith("/"):
             # Rasa reads "/intent{...}" as a command that skips NLU; only offered buttons may do that.
             raise invalid("reserved_prefix", 'Messages cannot start with "/". Please rephrase.')
-        return Incoming("text", text)
+        return Incoming("text", text, client_message_id)
     payload = body["payload"]
     if not isinstance(payload, str) or not payload:
         raise invalid("invalid_shape", '"payload" must be a non-empty string.')
     _check_text(payload, max_chars=max_chars, what="button payload")
-    return Incoming("payload", payload)
+    return Incoming("payload", payload, client_message_id)

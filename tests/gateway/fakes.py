@@ -1,6 +1,8 @@
-"""A fake Rasa server (REST webhook, tracker, status) and action server health, over real HTTP.
+"""A fake Rasa server (the gateway channel, tracker, status) and action server health, over real HTTP.
 
 Tests switch its ``mode`` to make it slow, fail, or answer garbage; it records what the gateway sent.
+The gateway channel (``POST /webhooks/gateway/webhook``, tandem_rasa/channel.py) needs
+``Authorization: Bearer <RASA_API_TOKEN>`` like the real one; the REST channel is not served.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class FakeRasa:
 
     def reset(self) -> None:
         self.mode = "ok"
+        self.delay = 2.0
         self.script = default_script
         self.requests.clear()
         self.tracker_requests.clear()
@@ -75,7 +78,9 @@ class FakeRasa:
     def app(self) -> Starlette:
         async def webhook(request: Request) -> Response:
             body = await request.json()
-            self.requests.append({"body": body, "headers": dict(request.headers)})
+            self.requests.append({"path": request.url.path, "body": body, "headers": dict(request.headers)})
+            if request.headers.get("authorization") != f"Bearer {TOKEN}":
+                return JSONResponse({"message": "unauthorized"}, 401)
             if self.mode == "slow":
                 await asyncio.sleep(self.delay)
             if self.mode == "error":
@@ -88,7 +93,7 @@ class FakeRasa:
             replies = [{"recipient_id": sender, **r} for r in self.script(message)]
             now = time.time()
             log = self.events.setdefault(sender, [])
-            log.append({"event": "user", "text": message, "timestamp": now})
+            log.append({"event": "user", "text": message, "timestamp": now, "metadata": body.get("metadata")})
             for reply in replies:
                 data = {k: v for k, v in reply.items() if k not in ("text", "recipient_id")}
                 log.append({"event": "bot", "text": reply.get("text"), "data": data, "timestamp": now})
@@ -116,7 +121,7 @@ class FakeRasa:
 
         return Starlette(
             routes=[
-                Route("/webhooks/rest/webhook", webhook, methods=["POST"]),
+                Route("/webhooks/gateway/webhook", webhook, methods=["POST"]),
                 Route("/conversations/{sender}/tracker", tracker),
                 Route("/status", status),
                 Route("/", root),

@@ -159,7 +159,12 @@ def test_production_refuses_an_unsafe_secret() -> None:
     for secret in (None, "", "short", "changeme" * 5, "a" * 40):
         with pytest.raises(ValueError, match="GATEWAY_SECRET"):
             load_settings(_env_file=None, GATEWAY_ENV="production", GATEWAY_SECRET=secret)
-    ok = load_settings(_env_file=None, GATEWAY_ENV="production", GATEWAY_SECRET="Zq8#k2!vN4pL9xR7tY3wB6mC1sD5fG0h")
+    ok = load_settings(
+        _env_file=None,
+        GATEWAY_ENV="production",
+        GATEWAY_SECRET="Zq8#k2!vN4pL9xR7tY3wB6mC1sD5fG0h",
+        GATEWAY_METRICS_TOKEN="scrape-Tq9#vL2!pX7mR4wZ8kC1",
+    )
     assert ok.gateway_secret is not None
     with pytest.raises(ValueError, match="SECURE"):
         load_settings(_env_file=None, GATEWAY_COOKIE_SAMESITE="none")
