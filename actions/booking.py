@@ -381,8 +381,14 @@ class ActionCreateBooking(Action):
             )
         except ToolFailed:
             return []
-        except Conflict:
-            dispatcher.utter_message(response="utter_booking_sold_out")
+        except Conflict as error:
+            # The offered options stay: the user may pick another flight or stop.
+            if error.reason == "too_many_holds":
+                dispatcher.utter_message(response="utter_booking_hold_limit", hold_minutes=settings().hold_minutes)
+            elif error.reason == "hold_share":
+                dispatcher.utter_message(response="utter_booking_hold_share")
+            else:
+                dispatcher.utter_message(response="utter_booking_sold_out")
             return [SlotSet("flight_id", None), SlotSet("flight_selected", None)]
         dispatcher.utter_message(
             response="utter_booking_created",

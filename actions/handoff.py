@@ -9,6 +9,8 @@ from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from tandem.errors import RateLimited
+
 from .common import ToolFailed, call_tool, caller_of, latest_intent
 from .context import toolbox
 
@@ -43,7 +45,7 @@ def handoff_reason(tracker: Tracker) -> str:
 
 
 def summary_of(tracker: Tracker, reason: str) -> str:
-    intents = [t.get("intent") for t in transcript(tracker) if t["role"] == "user" and t.get("intent")]
+    intents = [str(t["intent"]) for t in transcript(tracker) if t["role"] == "user" and t.get("intent")]
     topics = ", ".join(dict.fromkeys(i for i in intents if i not in ("request_human", "greet")))
     return f"reason: {reason}; topics: {topics or 'none'}; active form: {tracker.active_loop.get('name') or 'none'}"
 
@@ -59,7 +61,7 @@ class ActionHandoff(Action):
         if tracker.active_loop.get("name"):
             events.insert(0, ActiveLoop(None))
         try:
-            ticket_id = await call_tool(
+            ticket = await call_tool(
                 dispatcher,
                 toolbox().create_handoff(
                     caller_of(tracker),
@@ -71,5 +73,11 @@ class ActionHandoff(Action):
             )
         except ToolFailed:
             return events
-        dispatcher.utter_message(response="utter_handoff_created", ticket_id=ticket_id)
+        except RateLimited:
+            # Too many new tickets from this client or conversation within the hour.
+            dispatcher.utter_message(response="utter_handoff_limited")
+            return events
+        # Asking again finds the conversation's open ticket: the customer hears the same number.
+        response = "utter_handoff_created" if ticket.created else "utter_handoff_existing"
+        dispatcher.utter_message(response=response, ticket_id=ticket.ticket_id)
         return events

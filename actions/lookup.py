@@ -9,7 +9,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from tandem.errors import Conflict, Invalid, NotFound
+from tandem.errors import Conflict, Invalid, NotFound, RateLimited
 from tandem.normalize import normalize_booking_ref, normalize_last_name
 
 from .common import (
@@ -84,6 +84,10 @@ class ValidateBookingLookupForm(FormValidationAction):
             )
         except ToolFailed:
             return {"last_name": None, "booking_ref": None}
+        except RateLimited:
+            # Too many failures for this reference, client or conversation, in any conversation
+            # (counted in the database): the form ends and the submit action says why.
+            return {"last_name": None, "booking_ref": None, "lookup_locked": True}
         except NotFound:
             failures = int(tracker.get_slot("lookup_failures") or 0) + 1
             if failures >= MAX_LOOKUP_FAILURES:
@@ -100,10 +104,15 @@ class ValidateBookingLookupForm(FormValidationAction):
 
 def _locked(dispatcher: CollectingDispatcher, tracker: Tracker) -> bool:
     if tracker.get_slot("lookup_locked"):
-        dispatcher.utter_message(response="utter_lookup_locked")
-        dispatcher.utter_message(response="utter_offer_human")
+        _say_locked(dispatcher)
         return True
     return False
+
+
+def _say_locked(dispatcher: CollectingDispatcher) -> None:
+    """The same words whether the reference exists or not (the lock-out does not know either)."""
+    dispatcher.utter_message(response="utter_lookup_locked")
+    dispatcher.utter_message(response="utter_offer_human")
 
 
 class ActionGetBooking(Action):
@@ -126,6 +135,9 @@ class ActionGetBooking(Action):
             )
         except ToolFailed:
             return []
+        except RateLimited:
+            _say_locked(dispatcher)
+            return reset_lookup()
         except (NotFound, Invalid):
             dispatcher.utter_message(response="utter_booking_not_found")
             return reset_lookup()
@@ -167,6 +179,9 @@ class ActionQuoteCancellation(Action):
             dispatcher.utter_message(
                 response="utter_cancellation_not_allowed", reference=reference, reason=_conflict_reason(error)
             )
+            return reset_lookup()
+        except RateLimited:
+            _say_locked(dispatcher)
             return reset_lookup()
         except (NotFound, Invalid):
             dispatcher.utter_message(response="utter_booking_not_found")
@@ -217,6 +232,9 @@ class ActionCancelBooking(Action):
             dispatcher.utter_message(
                 response="utter_cancellation_not_allowed", reference=reference, reason=_conflict_reason(error)
             )
+            return reset_lookup()
+        except RateLimited:
+            _say_locked(dispatcher)
             return reset_lookup()
         except (NotFound, Invalid):
             dispatcher.utter_message(response="utter_booking_not_found")

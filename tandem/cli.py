@@ -1,15 +1,21 @@
-"""Command line: ``python -m tandem.cli migrate|seed|reset-db|expire-holds``.
+"""Command line: ``python -m tandem.cli migrate|seed [--demo]|reset-db|expire-holds [--every SECONDS]``.
 
-Configuration comes from the environment (DATABASE_URL, SCHEDULE_DAYS, ...), as everywhere.
+Configuration comes from the environment (DATABASE_URL, SCHEDULE_DAYS, SEED_DEMO_DATA, ...), as
+everywhere.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from types import FrameType
+
+from sqlalchemy import Engine
 
 from tandem.clock import utc_now
 from tandem.db.engine import create_engine_from_settings, make_session_factory
@@ -27,47 +33,106 @@ def migrate(settings: Settings) -> None:
     log.info("database migrated to head")
 
 
-def run_seed(settings: Settings) -> SeedReport:
-    """Migrate, then add whatever demo data is missing (idempotent)."""
+def run_seed(settings: Settings, *, demo: bool | None = None) -> SeedReport:
+    """Migrate, then add whatever seed data is missing (idempotent).
+
+    The airports and the schedule always; the demo customers and bookings (public references and
+    names: anyone who read the README could open them) only with ``demo`` — by default
+    ``settings.seed_demo_data`` (SEED_DEMO_DATA).
+    """
+    with_demo = settings.seed_demo_data if demo is None else demo
     engine = create_engine_from_settings(settings)
     try:
         upgrade_head(settings, engine=engine)
         started = time.perf_counter()
         with make_session_factory(engine).begin() as session:
-            report = seed(session, settings=settings, now=utc_now())
+            report = seed(session, settings=settings, now=utc_now(), demo=with_demo)
         log.info("seeded in %.1f s: %s", time.perf_counter() - started, report)
         return report
     finally:
         engine.dispose()
 
 
-def reset_db(settings: Settings) -> SeedReport:
+def reset_db(settings: Settings, *, demo: bool | None = None) -> SeedReport:
     """Drop every table (migrations down to base), migrate up again and seed. Destroys data."""
     downgrade_base(settings)
     log.warning("all tables dropped")
-    return run_seed(settings)
+    return run_seed(settings, demo=demo)
 
 
-def run_expire_holds(settings: Settings) -> int:
-    """Release the seats of bookings whose payment hold expired (for a periodic job)."""
-    engine = create_engine_from_settings(settings)
+def run_expire_holds(settings: Settings, *, engine: Engine | None = None) -> int:
+    """Release the seats of bookings whose payment hold expired, in one transaction."""
+    own = engine is None
+    eng = engine or create_engine_from_settings(settings)
     try:
-        with make_session_factory(engine).begin() as session:
+        with make_session_factory(eng).begin() as session:
             count = expire_holds(session, now=utc_now())
         log.info("expired %d held bookings", count)
         return count
     finally:
+        if own:
+            eng.dispose()
+
+
+def expire_holds_every(settings: Settings, seconds: float, *, stop: threading.Event) -> None:
+    """Run :func:`run_expire_holds` every ``seconds`` until ``stop`` is set (SIGTERM, SIGINT).
+
+    The scheduled job of ``make run`` and the compose stack: without it unpaid holds keep their
+    seats until an operator types the command. Each run is its own transaction; a failed run
+    (database down, lock timeout) is logged and the next one tries again — the loop never dies of
+    one. A signal during a run lets it finish, then the loop ends.
+    """
+    engine = create_engine_from_settings(settings)
+    log.info("expiring held bookings every %g s", seconds)
+    try:
+        while not stop.is_set():
+            try:
+                run_expire_holds(settings, engine=engine)
+            except Exception as exc:  # any failure of one run; the next run retries
+                log.error("expire-holds run failed: %s", type(exc).__name__)
+                log.debug("expire-holds failure", exc_info=True)
+            stop.wait(seconds)
+    finally:
         engine.dispose()
+    log.info("expire-holds loop stopped")
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, stopping after the current run", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("must be a number of seconds") from exc
+    if not 0.1 <= seconds <= 86400:
+        raise argparse.ArgumentTypeError("must be between 0.1 and 86400 seconds")
+    return seconds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tandem.cli", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="upgrade the database schema to the latest revision")
-    sub.add_parser("seed", help="migrate, then insert the demo schedule, customers and bookings")
+    demo_help = "also insert the public demo customers and bookings (default: SEED_DEMO_DATA, false)"
+    seed_cmd = sub.add_parser("seed", help="migrate, then insert the airports and the schedule")
+    seed_cmd.add_argument("--demo", action="store_true", default=None, help=demo_help)
     reset = sub.add_parser("reset-db", help="drop all tables, migrate and seed (destroys data)")
     reset.add_argument("--yes", action="store_true", help="confirm dropping all data")
-    sub.add_parser("expire-holds", help="cancel held bookings whose payment window has passed")
+    reset.add_argument("--demo", action="store_true", default=None, help=demo_help)
+    expire = sub.add_parser("expire-holds", help="cancel held bookings whose payment window has passed")
+    expire.add_argument(
+        "--every",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="keep running, once every SECONDS, until SIGTERM or SIGINT (default: run once)",
+    )
     args = parser.parse_args(argv)
 
     settings = load_settings()
@@ -75,14 +140,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "migrate":
         migrate(settings)
     elif args.command == "seed":
-        run_seed(settings)
+        run_seed(settings, demo=args.demo)
     elif args.command == "reset-db":
         if not args.yes:
             log.error("reset-db drops every table; run again with --yes to confirm")
             return 2
-        reset_db(settings)
+        reset_db(settings, demo=args.demo)
     elif args.command == "expire-holds":
-        run_expire_holds(settings)
+        if args.every is None:
+            run_expire_holds(settings)
+        else:
+            stop = threading.Event()
+            _stop_on_signals(stop)
+            expire_holds_every(settings, args.every, stop=stop)
     return 0
 
 

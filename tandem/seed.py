@@ -1,4 +1,11 @@
-"""Demo and test data: airports, a daily schedule, a few customers and bookings.
+"""Seed data: airports and a daily schedule; on request, demo customers and bookings.
+
+What a deployment gets from ``python -m tandem.cli seed``: the airports and the demo airline's
+schedule (catalogue data, nothing personal; a real airline replaces :func:`timetable` or loads its
+own schedule). The fixed demo customers and bookings below are different: their references and
+last names are published (README, tests), so anyone could open or cancel them. They are added only
+with ``seed(..., demo=True)`` — ``seed --demo`` or ``SEED_DEMO_DATA=true`` on the command line,
+which ``make run`` (embedded demo) and the tests use, and a production database never needs.
 
 Idempotent: rows that already exist (airport code, flight number + local date, customer e-mail,
 booking reference) are left alone, so re-running adds nothing, and re-running on a later day only
@@ -138,12 +145,15 @@ def timetable() -> list[ScheduledRoute]:
     return routes
 
 
-def seed(session: Session, *, settings: Settings, now: datetime) -> SeedReport:
-    """Insert whatever of the demo data is missing; return how many rows of each kind were added."""
+def seed(session: Session, *, settings: Settings, now: datetime, demo: bool = False) -> SeedReport:
+    """Insert whatever is missing; return how many rows of each kind were added.
+
+    Airports and the schedule always; the demo customers and bookings only with ``demo``.
+    """
     airports = _seed_airports(session)
     flights = _seed_flights(session, settings=settings, now=now)
-    customers = _seed_customers(session, now=now)
-    bookings = _seed_bookings(session, settings=settings, now=now)
+    customers = _seed_customers(session, now=now) if demo else 0
+    bookings = _seed_bookings(session, settings=settings, now=now) if demo else 0
     report = SeedReport(airports=airports, flights=flights, customers=customers, bookings=bookings)
     log.info("seed done: %s", report)
     return report

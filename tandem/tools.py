@@ -32,13 +32,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tandem.clock import Clock, local_date, utc_now
 from tandem.db.engine import create_engine_from_settings, make_session_factory
-from tandem.errors import Conflict, Forbidden, Invalid, ServiceError, Unavailable
+from tandem.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError, Unavailable
 from tandem.ratelimit import RateLimiter, make_rate_limiter
-from tandem.services import accounts, audit, bookings, feedback, flights, handoff, status
+from tandem.services import accounts, audit, bookings, feedback, flights, handoff, lookup_guard, status
 from tandem.services.accounts import ResetMailer
 from tandem.services.bookings import BookingCreated, BookingDetails, CancellationQuote, CancellationResult
 from tandem.services.common import normalize_email, normalize_flight_number
 from tandem.services.flights import SearchResult
+from tandem.services.handoff import HandoffTicket
+from tandem.services.lookup_guard import LookupAttempt
 from tandem.services.status import FlightStatusInfo
 from tandem.settings import Settings
 
@@ -68,10 +70,15 @@ TOOL_ROLES: Mapping[str, frozenset[Role]] = {
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: the conversation (audit actor) and its role."""
+    """Who is calling: the conversation (audit actor), its role, and the client behind it.
+
+    ``client`` is the gateway's opaque key of the client address (a keyed hash, <= 64 chars), or
+    None when unknown (rasa shell, tests): limits per client then simply do not apply.
+    """
 
     conversation_id: str
     role: Role = "customer"
+    client: str | None = None
 
 
 # --- argument schemas -----------------------------------------------------------------------
@@ -172,7 +179,7 @@ class Services:
     cancel_booking: Callable[..., CancellationResult] = bookings.cancel_booking
     flight_status: Callable[..., FlightStatusInfo] = status.flight_status
     request_password_reset: Callable[..., None] = accounts.request_password_reset
-    create_handoff: Callable[..., int] = handoff.create_handoff
+    create_handoff: Callable[..., HandoffTicket] = handoff.create_handoff
     record_rating: Callable[..., int] = feedback.record_rating
     record_audit: Callable[..., int] = audit.record
 
@@ -257,14 +264,22 @@ class Toolbox:
                 email=a.email,
                 settings=self.settings,
                 now=now,
+                conversation_id=caller.conversation_id,
+                client_key=caller.client,
             )
 
         return await self._call("create_booking", caller, CreateBookingArgs, raw, run)
 
     async def get_booking(self, caller: Caller, *, reference: str, last_name: str) -> BookingDetails:
         def run(session: Session, a: BookingLookupArgs, now: dt.datetime) -> BookingDetails:
-            return self.services.get_booking(
-                session, reference=a.reference, last_name=a.last_name, settings=self.settings
+            return self._guarded_lookup(
+                session,
+                caller,
+                a,
+                now,
+                lambda: self.services.get_booking(
+                    session, reference=a.reference, last_name=a.last_name, settings=self.settings
+                ),
             )
 
         raw = {"reference": reference, "last_name": last_name}
@@ -272,8 +287,14 @@ class Toolbox:
 
     async def quote_cancellation(self, caller: Caller, *, reference: str, last_name: str) -> CancellationQuote:
         def run(session: Session, a: BookingLookupArgs, now: dt.datetime) -> CancellationQuote:
-            return self.services.quote_cancellation(
-                session, reference=a.reference, last_name=a.last_name, settings=self.settings, now=now
+            return self._guarded_lookup(
+                session,
+                caller,
+                a,
+                now,
+                lambda: self.services.quote_cancellation(
+                    session, reference=a.reference, last_name=a.last_name, settings=self.settings, now=now
+                ),
             )
 
         raw = {"reference": reference, "last_name": last_name}
@@ -281,13 +302,19 @@ class Toolbox:
 
     async def cancel_booking(self, caller: Caller, *, reference: str, last_name: str) -> CancellationResult:
         def run(session: Session, a: BookingLookupArgs, now: dt.datetime) -> CancellationResult:
-            return self.services.cancel_booking(
+            return self._guarded_lookup(
                 session,
-                reference=a.reference,
-                last_name=a.last_name,
-                settings=self.settings,
-                now=now,
-                conversation_id=caller.conversation_id,
+                caller,
+                a,
+                now,
+                lambda: self.services.cancel_booking(
+                    session,
+                    reference=a.reference,
+                    last_name=a.last_name,
+                    settings=self.settings,
+                    now=now,
+                    conversation_id=caller.conversation_id,
+                ),
             )
 
         raw = {"reference": reference, "last_name": last_name}
@@ -327,10 +354,11 @@ class Toolbox:
         transcript: list[dict[str, Any]] | None = None,
         slots: dict[str, Any] | None = None,
         summary: str = "",
-    ) -> int:
+    ) -> HandoffTicket:
+        """The conversation's open handoff ticket (``created=False``) or a new one (limited)."""
         raw = {"reason": reason, "transcript": transcript or [], "slots": slots or {}, "summary": summary}
 
-        def run(session: Session, a: HandoffArgs, now: dt.datetime) -> int:
+        def run(session: Session, a: HandoffArgs, now: dt.datetime) -> HandoffTicket:
             return self.services.create_handoff(
                 session,
                 conversation_id=caller.conversation_id,
@@ -339,6 +367,9 @@ class Toolbox:
                 slots=a.slots,
                 summary=a.summary,
                 now=now,
+                settings=self.settings,
+                limiter=self.limiter,
+                client=caller.client,
             )
 
         # The transcript is in the ticket already; the audit row only needs its size.
@@ -385,10 +416,31 @@ class Toolbox:
             duration_ms = int((time.perf_counter() - started) * 1000)
             await self._audit(caller, tool, raw if audited is None else audited, outcome, duration_ms)
 
+    def _guarded_lookup(
+        self, session: Session, caller: Caller, args: BookingLookupArgs, now: dt.datetime, lookup: Callable[[], R]
+    ) -> R:
+        """Run a reference + last name lookup under the lock-out of :mod:`tandem.services.lookup_guard`.
+
+        Locked (too many failures for this reference, client or conversation): ``RateLimited``
+        before any name is compared. A failed match (``NotFound``) is counted and audited in this
+        transaction, which must then commit although the tool fails: :class:`_CommitThenRaise`.
+        """
+        attempt = LookupAttempt(reference=args.reference, conversation_id=caller.conversation_id, client=caller.client)
+        lookup_guard.check(session, attempt=attempt, settings=self.settings, now=now)
+        try:
+            return lookup()
+        except NotFound as exc:
+            lookup_guard.record_failure(session, attempt=attempt, settings=self.settings, now=now, role=caller.role)
+            raise _CommitThenRaise(exc) from exc
+
     def _in_transaction(self, run: Callable[[Session, A, dt.datetime], R], args: A, now: dt.datetime) -> R:
         try:
             with self.sessions.begin() as session:
-                return run(session, args, now)
+                try:
+                    return run(session, args, now)
+                except _CommitThenRaise as deferred:
+                    error = deferred.error  # leaving the block normally commits what was written
+            raise error
         except sa_exc.IntegrityError as exc:
             # A constraint caught a race the service did not (e.g. two identical references).
             raise Conflict("the change conflicts with another one", reason="integrity") from exc
@@ -423,11 +475,26 @@ class Toolbox:
             log.exception("could not write the audit row for %s", tool)
 
 
+class _CommitThenRaise(Exception):
+    """Raised inside a tool's transaction: commit what was written, then raise ``error``.
+
+    For failures that must leave a trace (a failed lookup is counted) while the tool still fails.
+    """
+
+    def __init__(self, error: ServiceError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _authorize(tool: str, caller: Caller) -> None:
     if not isinstance(caller.conversation_id, str) or not 1 <= len(caller.conversation_id) <= 128:
         raise Invalid("the caller needs a conversation id", reason="caller")
     if caller.role not in TOOL_ROLES.get(tool, frozenset()):
         raise Forbidden(f"role {caller.role!r} may not use {tool}")
+    if caller.client is not None and (
+        not isinstance(caller.client, str) or not 1 <= len(caller.client) <= 64 or not caller.client.isprintable()
+    ):
+        raise Invalid("the client key must be 1 to 64 printable characters", reason="caller")
 
 
 def _validate(model: type[A], raw: dict[str, Any]) -> A:

@@ -59,7 +59,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory, seed_now: datetime
     try:
         upgrade_head(settings, engine=engine)
         with make_session_factory(engine).begin() as session:
-            seed(session, settings=settings, now=seed_now)
+            seed(session, settings=settings, now=seed_now, demo=True)  # the tests use the demo bookings
     finally:
         engine.dispose()  # checkpoints the WAL into the main file before it is copied
     return path

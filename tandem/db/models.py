@@ -45,6 +45,7 @@ CABINS = ("economy", "business")
 BOOKING_STATUSES = ("held", "confirmed", "cancelled", "cancellation_pending")
 TICKET_STATUSES = ("open", "assigned", "closed")
 TICKET_KINDS = ("handoff", "refund_approval")
+LOOKUP_SCOPES = ("reference", "client", "conversation")
 
 # Deterministic constraint names: migrations (and downgrades) can refer to them on both backends.
 NAMING_CONVENTION = {
@@ -168,6 +169,11 @@ class Booking(Base):
         CheckConstraint("passengers BETWEEN 1 AND 9", name="passengers_range"),
         CheckConstraint("total_amount >= 0", name="total_nonneg"),
         Index("ix_bookings_flight_id", "flight_id"),
+        # The open-hold limits count held bookings per e-mail, client and conversation (0002).
+        Index("ix_bookings_email_status", "email", "status"),
+        Index("ix_bookings_client_key_status", "client_key", "status"),
+        Index("ix_bookings_conversation_id_status", "conversation_id", "status"),
+        Index("ix_bookings_status_hold_expires_at", "status", "hold_expires_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -185,6 +191,10 @@ class Booking(Base):
     hold_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     refund_amount: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
+    # Who made the hold (0002): the conversation and the gateway's opaque client key, for the
+    # open-hold limits. NULL for bookings made before 0002, seeded ones, or without a gateway.
+    conversation_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    client_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class PasswordResetOutbox(Base):
@@ -230,6 +240,27 @@ class Rating(Base):
     conversation_id: Mapped[str] = mapped_column(String(128), index=True)
     rating: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LookupFailure(Base):
+    """One failed booking lookup (reference + last name did not match), per scope (0002).
+
+    ``scope`` is what is counted: the booking ``reference`` as typed (normalised; it need not
+    exist), the ``client`` key of the gateway, or the ``conversation`` id. No last name is stored.
+    The rows drive the lock-out window; rows older than the window are dead weight (see
+    :func:`tandem.services.lookup_guard.purge`).
+    """
+
+    __tablename__ = "lookup_failures"
+    __table_args__ = (
+        CheckConstraint(_in("scope", LOOKUP_SCOPES), name="scope_known"),
+        Index("ix_lookup_failures_scope_subject_at", "scope", "subject", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 class AuditLog(Base):

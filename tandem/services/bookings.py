@@ -24,6 +24,11 @@ Times are measured against the scheduled departure. A refund above
 Seats are held with a single conditional UPDATE (``seats = seats - n WHERE seats >= n``), which
 the database serialises per row: concurrent bookings can never oversell a flight, on SQLite or
 PostgreSQL, without explicit locks.
+
+Unpaid holds are limited (issue 10, finding 2): open holds per conversation, e-mail and client
+key, and a share of each cabin; the counts are serialised per key (:func:`serialize_on`) and by
+the flight's row lock, so concurrent attempts cannot go past a limit. Expired holds are released
+by :func:`expire_holds`, run by ``python -m tandem.cli expire-holds --every SECONDS``.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from tandem.db.models import Booking, Flight, Ticket
@@ -48,6 +53,7 @@ from tandem.services.common import (
     normalize_reference,
     require_aware,
     rowcount,
+    serialize_on,
     to_local,
 )
 from tandem.settings import Settings
@@ -160,18 +166,30 @@ def create_booking(
     email: str,
     settings: Settings,
     now: datetime,
+    conversation_id: str | None = None,
+    client_key: str | None = None,
 ) -> BookingCreated:
     """Hold seats on a flight and create a ``held`` booking with a payment link.
 
     The seats are taken by one conditional UPDATE; if it changes no row the flight is sold out in
     that cabin (``Conflict(reason="sold_out")``), cancelled (``flight_cancelled``) or gone
     (``departed``); an unknown flight is ``NotFound``. The hold lasts ``settings.hold_minutes``.
+
+    Unpaid holds keep seats from paying customers, so they are limited (see
+    :func:`_check_hold_limits`): too many open holds for this conversation, e-mail or client is
+    ``Conflict(reason="too_many_holds")``; more than the cabin's share is
+    ``Conflict(reason="hold_share")``. A refusal raises after the seats were taken: the caller's
+    transaction must roll back on the exception (every caller's ``with sessions.begin()`` does).
     """
     require_aware(now)
     check_passengers(passengers, settings.max_passengers)
     check_cabin(cabin)
     stored_last_name = clean_last_name(last_name)
     contact = normalize_email(email)
+    scopes = _hold_scopes(contact, conversation_id, client_key)
+    # Before the seat UPDATE, always in this order: limits of one e-mail/client/conversation are
+    # counted by one transaction at a time (the flight row lock alone covers only this flight).
+    serialize_on(session, *(f"holds:{name}:{value}" for name, value in scopes.items()))
 
     seats = Flight.seats_business if cabin == "business" else Flight.seats_economy
     taken = session.execute(
@@ -189,7 +207,11 @@ def create_booking(
         _raise_why_not_bookable(session, flight_id=flight_id, now=now)
 
     # populate_existing: an instance already in this session would still show the old seat count.
+    # The UPDATE holds the flight's row lock until commit, so the share counted below is exact.
     flight = session.get_one(Flight, flight_id, populate_existing=True)
+    _check_hold_limits(
+        session, flight=flight, cabin=cabin, passengers=passengers, scopes=scopes, settings=settings, now=now
+    )
     fare = flight.fare_business if cabin == "business" else flight.fare_economy
     reference = _unused_reference(session)
     hold_expires_at = now + timedelta(minutes=settings.hold_minutes)
@@ -209,6 +231,8 @@ def create_booking(
             payment_link=payment_link,
             created_at=now,
             hold_expires_at=hold_expires_at,
+            conversation_id=conversation_id,
+            client_key=client_key,
         )
     )
     # Flush inside the caller's transaction: a unique-violation here rolls the seats back too.
@@ -222,6 +246,59 @@ def create_booking(
         payment_link=payment_link,
         hold_expires_at=hold_expires_at,
     )
+
+
+def _hold_scopes(email: str, conversation_id: str | None, client_key: str | None) -> dict[str, str]:
+    """The booking columns whose open holds are limited, with this hold's values (known ones only)."""
+    scopes = {"email": email}
+    if conversation_id:
+        scopes["conversation_id"] = conversation_id
+    if client_key:
+        scopes["client_key"] = client_key
+    return scopes
+
+
+def _check_hold_limits(
+    session: Session,
+    *,
+    flight: Flight,
+    cabin: str,
+    passengers: int,
+    scopes: dict[str, str],
+    settings: Settings,
+    now: datetime,
+) -> None:
+    """Refuse a hold that would exceed a limit; called after the seat UPDATE of this hold.
+
+    Open holds are ``held`` bookings whose hold has not expired (an expired one that the job has
+    not released yet no longer counts against the customer). Per scope the count excludes this
+    hold, which is not inserted yet. The share: seats held after this hold <=
+    ``booking_max_held_share`` x (seats left + seats held) of the cabin, i.e. of what it has
+    left to sell to paying customers.
+    """
+    open_hold = (Booking.status == "held", Booking.hold_expires_at > now)
+    limits = {
+        "email": settings.booking_max_holds_per_email,
+        "conversation_id": settings.booking_max_holds_per_conversation,
+        "client_key": settings.booking_max_holds_per_client,
+    }
+    for name, value in scopes.items():
+        column = getattr(Booking, name)
+        count = session.scalar(select(func.count()).select_from(Booking).where(column == value, *open_hold)) or 0
+        if count >= limits[name]:
+            raise Conflict(f"too many open holds for this {name}", reason="too_many_holds")
+
+    held = (
+        session.scalar(
+            select(func.coalesce(func.sum(Booking.passengers), 0)).where(
+                Booking.flight_id == flight.id, Booking.cabin == cabin, *open_hold
+            )
+        )
+        or 0
+    )
+    left = flight.seats_business if cabin == "business" else flight.seats_economy  # after this hold
+    if held + passengers > settings.booking_max_held_share * (left + held + passengers):
+        raise Conflict("unpaid holds would take too much of this cabin", reason="hold_share")
 
 
 def get_booking(session: Session, *, reference: str, last_name: str, settings: Settings) -> BookingDetails:

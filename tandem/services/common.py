@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import CursorResult, Result
+from sqlalchemy import CursorResult, Result, text
+from sqlalchemy.orm import Session
 
 from tandem.errors import Invalid
 
@@ -77,3 +79,24 @@ def rowcount(result: Result[Any]) -> int:
 def require_aware(now: datetime) -> None:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be an aware datetime")
+
+
+def serialize_on(session: Session, *keys: str) -> None:
+    """Make transactions that name the same key wait for each other, until this one ends.
+
+    For check-then-write limits ("at most N open holds per e-mail"): without it two concurrent
+    transactions both count N-1 and both write. PostgreSQL takes a transaction-level advisory
+    lock per key (a 64-bit hash), in sorted order so that callers with overlapping keys cannot
+    deadlock. SQLite has one writer at a time, but the driver starts the transaction only at the
+    first write, so a count read before it is not protected: a no-op write on the one row that
+    always exists (``alembic_version``) takes the database's write lock first, and everything
+    after it is serialised (embedded mode, one process: the cost is nil).
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("UPDATE alembic_version SET version_num = version_num"))
+        return
+    for key in sorted(set(keys)):
+        digest = hashlib.blake2b(key.encode(), digest_size=8, person=b"tandem-lock").digest()
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": int.from_bytes(digest, "big", signed=True)}
+        )

@@ -79,12 +79,14 @@ def test_3_check_a_booking(stack: Stack) -> None:
 
 
 def test_3_wrong_last_name_reveals_nothing_and_locks_after_three_tries(stack: Stack) -> None:
+    # ZR7TWM, not AB12CD: the lock-out now outlives the conversation (LOOKUP_LOCKOUT_MINUTES),
+    # and the other conversations of this run still open AB12CD.
     me = new_sender()
-    stack.say(me, "check my booking AB12CD")
+    stack.say(me, "check my booking ZR7TWM")
     assert "couldn't find" in texts(stack.say(me, "Jones"))
-    stack.say(me, "AB12CD")
+    stack.say(me, "ZR7TWM")
     assert "couldn't find" in texts(stack.say(me, "Brown"))
-    stack.say(me, "AB12CD")
+    stack.say(me, "ZR7TWM")
     reply = texts(stack.say(me, "Green"))
     assert "stopped trying" in reply and "agents" in reply, reply
 

@@ -55,7 +55,7 @@ def pg(settings_factory: Callable[..., Settings], seed_now: datetime) -> Iterato
         upgrade_head(settings, engine=engine)
         started = time.perf_counter()
         with make_session_factory(engine).begin() as session:
-            seed(session, settings=settings, now=seed_now)
+            seed(session, settings=settings, now=seed_now, demo=True)
         seconds = time.perf_counter() - started
         yield PgDb(settings=settings, engine=engine, sessions=make_session_factory(engine), seed_seconds=seconds)
     finally:

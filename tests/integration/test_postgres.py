@@ -25,6 +25,7 @@ from tandem.seed import SEED_BOOKINGS, seed
 from tandem.services.accounts import consume_reset_token, request_password_reset
 from tandem.services.bookings import cancel_booking, create_booking, get_booking, quote_cancellation
 from tandem.services.status import flight_status
+from tandem.settings import Settings
 from tandem.tools import Caller, Services, Toolbox
 
 if TYPE_CHECKING:
@@ -41,7 +42,15 @@ def _seats(pg: PgDb, flight_id: int) -> int:
 
 
 def _book(
-    pg: PgDb, flight_id: int, *, now: datetime, passengers: int = 1, cabin: str = "economy", last_name: str = "Lee"
+    pg: PgDb,
+    flight_id: int,
+    *,
+    now: datetime,
+    passengers: int = 1,
+    cabin: str = "economy",
+    last_name: str = "Lee",
+    email: str = "lee@example.com",
+    settings: Settings | None = None,
 ) -> str:
     with pg.sessions.begin() as s:
         return create_booking(
@@ -50,8 +59,8 @@ def _book(
             passengers=passengers,
             cabin=cabin,
             last_name=last_name,
-            email="lee@example.com",
-            settings=pg.settings,
+            email=email,
+            settings=settings or pg.settings,
             now=now,
         ).reference
 
@@ -76,10 +85,10 @@ def test_full_seed_is_fast_complete_and_idempotent(pg: PgDb, seed_now: datetime)
         for number in ("AN204", "AN305"):
             assert (s.scalar(select(func.count()).where(Flight.flight_number == number)) or 0) >= days
     with pg.sessions.begin() as s:
-        again = seed(s, settings=pg.settings, now=seed_now)
+        again = seed(s, settings=pg.settings, now=seed_now, demo=True)
     assert (again.airports, again.flights, again.customers, again.bookings) == (0, 0, 0, 0)
     with pg.sessions.begin() as s:
-        later = seed(s, settings=pg.settings, now=seed_now + timedelta(days=2))
+        later = seed(s, settings=pg.settings, now=seed_now + timedelta(days=2), demo=True)
     assert later.flights == 2 * FLIGHTS_PER_DAY and later.bookings == 0
     with pg.sessions() as s:
         assert s.scalar(
@@ -98,11 +107,13 @@ def test_fifty_concurrent_bookings_for_ten_seats(pg: PgDb, pg_flight: Callable[.
     unexpected: list[BaseException] = []
     observed: list[int] = []
     done = threading.Event()
+    # Overselling only: the hold limits (tests/security/test_seat_holds_postgres.py) would stop it earlier.
+    unlimited = pg.settings.model_copy(update={"booking_max_held_share": 1.0, "booking_max_holds_per_email": 99})
 
     def attempt() -> None:
         barrier.wait()
         try:
-            reference = _book(pg, flight_id, now=now)
+            reference = _book(pg, flight_id, now=now, email="fifty@example.com", settings=unlimited)
             with lock:
                 references.append(reference)
         except Conflict as exc:
@@ -263,6 +274,7 @@ async def test_toolbox_on_postgres_audits_with_masked_pii(
         rows = s.scalars(select(AuditLog).where(AuditLog.actor == conversation).order_by(AuditLog.id)).all()
     assert [(r.tool, r.outcome) for r in rows] == [
         ("create_booking", "ok"),
+        ("lookup_failure", "NotFound"),  # counted for the lock-out, in the lookup's transaction
         ("get_booking", "NotFound"),
         ("request_password_reset", "ok"),
     ]

@@ -24,6 +24,7 @@ from tandem.services.bookings import (
     get_booking,
     quote_cancellation,
 )
+from tandem.settings import Settings
 
 if TYPE_CHECKING:
     from tests.conftest import Db
@@ -40,6 +41,7 @@ def _book(
     cabin: str = "economy",
     last_name: str = "Smith",
     email: str = "Someone@Example.com",
+    settings: Settings | None = None,
 ) -> BookingCreated:
     with db.sessions.begin() as s:
         return create_booking(
@@ -49,7 +51,7 @@ def _book(
             cabin=cabin,
             last_name=last_name,
             email=email,
-            settings=db.settings,
+            settings=settings or db.settings,
             now=now,
         )
 
@@ -132,11 +134,13 @@ def test_concurrent_bookings_on_sqlite_never_oversell(db: Db, flight_factory: Fl
     flight_id = flight_factory(departure_at=now + timedelta(days=3), seats_economy=5)
     outcomes: list[str] = []
     barrier = threading.Barrier(12)
+    # Overselling only: the hold limits (tests/security/test_seat_holds.py) would stop it earlier.
+    unlimited = db.settings.model_copy(update={"booking_max_held_share": 1.0, "booking_max_holds_per_email": 99})
 
     def attempt() -> None:
         barrier.wait()
         try:
-            _book(db, flight_id, now=now)
+            _book(db, flight_id, now=now, settings=unlimited)
             outcomes.append("ok")
         except Conflict as exc:
             outcomes.append(exc.reason)

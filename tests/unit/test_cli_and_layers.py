@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, delete, func, select
 
 from tandem.cli import main
-from tandem.db.models import Booking, Flight
+from tandem.db.models import Booking, Customer, Flight
 
 PACKAGE = Path(__file__).resolve().parents[2] / "tandem"
 
@@ -19,11 +19,17 @@ def test_cli_migrate_seed_and_reset(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db_file}")
     monkeypatch.setenv("SCHEDULE_DAYS", "7")
     monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("SEED_DEMO_DATA", raising=False)
     assert main(["migrate"]) == 0
-    assert main(["seed"]) == 0
-    assert main(["seed"]) == 0  # idempotent
+    assert main(["seed"]) == 0  # what a deployment needs: airports and schedule, no demo data
     engine = create_engine(f"sqlite:///{db_file}")
     try:
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(Flight)) == 7 * 112
+            assert conn.scalar(select(func.count()).select_from(Booking)) == 0
+            assert conn.scalar(select(func.count()).select_from(Customer)) == 0
+        assert main(["seed", "--demo"]) == 0
+        assert main(["seed", "--demo"]) == 0  # idempotent
         with engine.connect() as conn:
             # The 7-day window plus the three seeded bookings' flights further out.
             assert conn.scalar(select(func.count()).select_from(Flight)) == 7 * 112 + 3
@@ -33,6 +39,10 @@ def test_cli_migrate_seed_and_reset(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert main(["reset-db"]) == 2  # refuses without --yes
         with engine.connect() as conn:
             assert conn.scalar(select(func.count()).select_from(Booking)) == 3
+        assert main(["reset-db", "--yes"]) == 0
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(Booking)) == 0
+        monkeypatch.setenv("SEED_DEMO_DATA", "true")  # the environment's switch, as in make run
         assert main(["reset-db", "--yes"]) == 0
         with engine.connect() as conn:
             assert conn.scalar(select(func.count()).select_from(Booking)) == 4

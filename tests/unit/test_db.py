@@ -31,6 +31,7 @@ EXPECTED_TABLES = {
     "tickets",
     "ratings",
     "audit_log",
+    "lookup_failures",
     "alembic_version",
 }
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from tandem.clock import utc_now
 from tandem.db.models import AuditLog, Rating, Ticket
 from tandem.errors import Invalid
+from tandem.ratelimit import InMemoryRateLimiter
 from tandem.services import audit
 from tandem.services.feedback import record_rating
 from tandem.services.handoff import MAX_TRANSCRIPT_EVENTS, create_handoff
@@ -42,7 +43,9 @@ def test_handoff_ticket_keeps_transcript_slots_and_summary(db: Db) -> None:
             slots={"booking_ref": "AB12CD"},
             summary="Wants to change a name.",
             now=utc_now(),
-        )
+            settings=db.settings,
+            limiter=InMemoryRateLimiter(),
+        ).ticket_id
     with db.sessions() as s:
         ticket = s.get_one(Ticket, ticket_id)
         assert (ticket.kind, ticket.status, ticket.conversation_id) == ("handoff", "open", "c2")
@@ -50,7 +53,17 @@ def test_handoff_ticket_keeps_transcript_slots_and_summary(db: Db) -> None:
         assert len(ticket.transcript) == MAX_TRANSCRIPT_EVENTS
         assert ticket.transcript[-1]["text"] == f"message {MAX_TRANSCRIPT_EVENTS + 4}"
     with pytest.raises(Invalid), db.sessions.begin() as s:
-        create_handoff(s, conversation_id="c2", reason=" ", transcript=[], slots={}, summary="", now=utc_now())
+        create_handoff(
+            s,
+            conversation_id="c2",
+            reason=" ",
+            transcript=[],
+            slots={},
+            summary="",
+            now=utc_now(),
+            settings=db.settings,
+            limiter=InMemoryRateLimiter(),
+        )
 
 
 def test_mask_arguments_hides_personal_data() -> None:

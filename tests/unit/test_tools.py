@@ -159,8 +159,13 @@ async def test_service_errors_pass_through_unchanged(db: Db, flight_factory: Cal
         )
     assert err.value.reason == "sold_out"
     rows = _audit_rows(db)
-    assert [r.outcome for r in rows] == ["NotFound", "Conflict"]
-    assert rows[0].arguments == {"reference": "AB12CD", "last_name": "J***"}
+    # The failed lookup is counted for the lock-out (tests/security/test_lookup_lockout.py) and audited.
+    assert [(r.tool, r.outcome) for r in rows] == [
+        ("lookup_failure", "NotFound"),
+        ("get_booking", "NotFound"),
+        ("create_booking", "Conflict"),
+    ]
+    assert rows[1].arguments == {"reference": "AB12CD", "last_name": "J***"}
 
 
 async def test_cancel_uses_the_callers_conversation_and_the_clock(db: Db) -> None:
@@ -182,14 +187,14 @@ async def test_password_reset_and_handoff_tools(db: Db) -> None:
         await tools.request_password_reset(CUSTOMER, email="nobody@example.com")  # no error, no payload
     with pytest.raises(RateLimited):
         await tools.request_password_reset(Caller("other-conv"), email="NOBODY@example.com")
-    ticket_id = await tools.create_handoff(
+    ticket = await tools.create_handoff(
         CUSTOMER,
         reason="asked for a human",
         transcript=[{"event": "user", "text": "I am yuki@example.org"}],
         slots={"last_name": "Tanaka"},
         summary="",
     )
-    assert ticket_id > 0
+    assert ticket.ticket_id > 0 and ticket.created
     rows = _audit_rows(db)
     assert rows[-1].tool == "create_handoff" and rows[-1].arguments == {
         "reason": "asked for a human",
