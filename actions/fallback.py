@@ -17,11 +17,14 @@ from rasa_sdk.types import DomainDict
 
 from tandem.services.fallback import FallbackDecision, FallbackRequest, Turn
 
-from .common import is_bot_decision
+from .common import client_key, is_bot_decision
 from .context import fallback_chain, settings
 
 FALLBACK_ACTION = "action_fallback"
 HISTORY_EVENTS = 30
+# Slots and entities whose values identify a person or a booking: the chain masks them in
+# everything it sends or logs (the model never needs them; see FallbackRequest.known_pii).
+IDENTIFYING_SLOTS = ("last_name", "first_name", "email", "booking_ref", "phone")
 
 # What a rescued intent continues with: the same flow its rules start.
 RESCUE_FLOWS: dict[str, list[EventType]] = {
@@ -79,6 +82,21 @@ def history(tracker: Tracker) -> list[Turn]:
     return turns
 
 
+def known_pii(tracker: Tracker) -> list[tuple[str, str]]:
+    """The identifying values the conversation holds: its slots, and this turn's entities (the
+    NLU may have extracted a surname that no slot holds yet)."""
+    pairs: list[tuple[str, str]] = []
+    for name in IDENTIFYING_SLOTS:
+        value = tracker.get_slot(name)
+        if isinstance(value, str) and value.strip():
+            pairs.append((name, value.strip()))
+    for entity in tracker.latest_message.get("entities") or []:
+        name, value = entity.get("entity"), entity.get("value")
+        if name in IDENTIFYING_SLOTS and isinstance(value, str) and value.strip():
+            pairs.append((name, value.strip()))
+    return list(dict.fromkeys(pairs))
+
+
 def request_of(tracker: Tracker) -> FallbackRequest:
     ranking = tracker.latest_message.get("intent_ranking") or []
     return FallbackRequest(
@@ -90,6 +108,8 @@ def request_of(tracker: Tracker) -> FallbackRequest:
         intent_ranking=[(str(e.get("name")), float(e.get("confidence") or 0.0)) for e in ranking],
         consecutive_fallbacks=consecutive_fallbacks(tracker),
         low_confidence_turns=int(tracker.get_slot("low_confidence_turns") or 0),
+        known_pii=known_pii(tracker),
+        client_key=client_key(tracker),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -90,16 +91,21 @@ class InputGuard:
         """The PII masker (also used for the conversation history and the output)."""
         return self._masker
 
-    def check(self, raw: str) -> GuardResult:
-        """Normalise, limit, look for injection and mask PII."""
+    def check(self, raw: str, *, known: Iterable[tuple[str, str]] = ()) -> GuardResult:
+        """Normalise, limit, look for injection and mask PII.
+
+        ``known``: (kind, value) pairs the conversation already holds (the surname a form
+        collected, ...), masked wherever they appear, whatever the case or accents.
+        """
+        known = tuple(known)
         text = normalise(raw)
         if not text:
             return GuardResult(text="", masked="", ok=False, reason="empty")
         if len(text) > self._max_chars:
             # Masked from the part we keep: a huge turn is never sent or logged in full.
-            clipped = self._masker.mask(text[: self._max_chars])
+            clipped = self._masker.mask(text[: self._max_chars], known=known)
             return GuardResult(text=text, masked=clipped.text, ok=False, reason="too_long", pii=clipped.found)
-        masked = self._masker.mask(text)
+        masked = self._masker.mask(text, known=known)
         if not any(ch.isalnum() for ch in text):
             return GuardResult(text=text, masked=masked.text, ok=False, reason="no_text", pii=masked.found)
         if looks_like_injection(text):

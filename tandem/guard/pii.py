@@ -1,60 +1,50 @@
-"""PII masking with spaCy's rule-based matching (a trained pipeline is used when one is installed).
+"""PII masking: spaCy's rule-based matching plus the model-free rules of :mod:`tandem.guard.patterns`.
 
-Masked: e-mail addresses (``[EMAIL]``), URLs with credentials or queries are left to the output
-sanitiser, phone numbers (``[PHONE]``), payment card numbers that pass the Luhn check (``[CARD]``)
-and passport numbers (``[PASSPORT]``). Booking references (6 letters/digits) and flight numbers
-are kept on purpose: they are what the conversation is about and are not personal on their own.
-With a trained English pipeline installed, PERSON entities are masked too (``[NAME]``).
+Masked: e-mail addresses (``[EMAIL]``), phone numbers (``[PHONE]``), payment card numbers that
+pass the Luhn check (``[CARD]``), passport numbers (``[PASSPORT]``) and names (``[NAME]``): by a
+rule-based recogniser that needs no trained pipeline ("my name is …", "Mr …", "surname …"), by
+spaCy's NER when a trained English pipeline is installed, and wherever a value the conversation
+already holds appears (the surname a form collected: ``known``). URLs with credentials or
+queries are left to the output sanitiser.
+
+Booking references (6 letters/digits) are kept in the customer's current turn by default: a
+reference alone opens nothing, and the retrieval and the NLU see the same text. They are masked
+(``booking_refs=True``) in the history sent to a model, where they would sit next to the
+surname that opens the booking, and wherever the conversation's own reference is ``known``.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 import spacy
 from spacy.language import Language
 from spacy.matcher import Matcher
 
-# Digits with the separators people type; 9-15 digits is a phone number, 13-19 may be a card.
-_NUMBER_RUN = re.compile(r"(?<![\w+])\+?\d(?:[\d\s().\-/]*\d)?(?![\w])")
-_PASSPORT = re.compile(r"\b[A-Z]{1,2}\d{6,8}\b")
-# "passport number 123456789", "passport no: X1234567"
-_PASSPORT_AFTER_WORD = re.compile(r"(?i)(passport\s*(?:number|no\.?|#)?\s*(?:is\s+)?[:\-]?\s*)([A-Z0-9]{6,9})\b")
+from tandem.guard.patterns import (
+    MaskResult,
+    Span,
+    apply_spans,
+    booking_ref_spans,
+    known_value_spans,
+    luhn_valid,
+    name_spans,
+    pattern_spans,
+)
+
+__all__ = ["MaskResult", "PiiMasker", "luhn_valid"]
 
 # Trained pipelines tried in this order; none is required.
 _TRAINED_PIPELINES = ("en_core_web_sm", "en_core_web_md")
 
 
-def luhn_valid(digits: str) -> bool:
-    """True when ``digits`` (only digits) passes the Luhn checksum of payment card numbers."""
-    if not digits.isdigit():
-        return False
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2 == 1:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
-
-
-@dataclass(frozen=True, slots=True)
-class MaskResult:
-    """The masked text and the kinds of PII that were found (for metrics and tests)."""
-
-    text: str
-    found: tuple[str, ...]
-
-
 class PiiMasker:
     """Masks PII in free text. Build once (loading spaCy takes a moment), then call :meth:`mask`."""
 
-    def __init__(self, nlp: Language, *, trained: bool = False) -> None:
+    def __init__(self, nlp: Language, *, trained: bool = False, rule_names: bool = True) -> None:
         self._nlp = nlp
         self._trained = trained
+        self._rule_names = rule_names
         self._matcher = Matcher(nlp.vocab)
         self._matcher.add("EMAIL", [[{"LIKE_EMAIL": True}]])
 
@@ -69,43 +59,34 @@ class PiiMasker:
                     return cls(nlp, trained=True)
         return cls(spacy.blank("en"))
 
-    def mask(self, text: str) -> MaskResult:
-        """Replace every PII span of ``text`` with its placeholder."""
-        spans: list[tuple[int, int, str]] = []
+    @property
+    def trained(self) -> bool:
+        """True when a trained pipeline's NER finds names too (else only the rules do)."""
+        return self._trained
+
+    def spans(
+        self, text: str, *, known: Iterable[tuple[str, str]] = (), booking_refs: bool = False
+    ) -> list[Span]:
+        """Every PII span of ``text`` as ``(start, end, label)`` (overlapping spans possible)."""
+        spans: list[Span] = []
         doc = self._nlp(text)
         for _, start, end in self._matcher(doc):
             span = doc[start:end]
             spans.append((span.start_char, span.end_char, "EMAIL"))
         if self._trained:
             spans.extend((ent.start_char, ent.end_char, "NAME") for ent in doc.ents if ent.label_ == "PERSON")
-        for match in _NUMBER_RUN.finditer(text):
-            digits = re.sub(r"\D", "", match.group())
-            if 13 <= len(digits) <= 19 and luhn_valid(digits):
-                spans.append((match.start(), match.end(), "CARD"))
-            elif 9 <= len(digits) <= 15:
-                spans.append((match.start(), match.end(), "PHONE"))
-        for match in _PASSPORT.finditer(text):
-            spans.append((match.start(), match.end(), "PASSPORT"))
-        for match in _PASSPORT_AFTER_WORD.finditer(text):
-            if any(ch.isdigit() for ch in match.group(2)):
-                spans.append((match.start(2), match.end(2), "PASSPORT"))
-        return _apply(text, spans)
+        spans.extend(pattern_spans(text))
+        if self._rule_names:
+            spans.extend(name_spans(text))
+        spans.extend(known_value_spans(text, known))
+        if booking_refs:
+            spans.extend(booking_ref_spans(text))
+        return spans
 
+    def mask(self, text: str, *, known: Iterable[tuple[str, str]] = (), booking_refs: bool = False) -> MaskResult:
+        """Replace every PII span of ``text`` with its placeholder.
 
-def _apply(text: str, spans: list[tuple[int, int, str]]) -> MaskResult:
-    # Earlier and longer spans win where two rules overlap (an e-mail holding digits, ...).
-    # Where one span is found by two rules, the more specific label (passport, card) wins.
-    priority = {"PASSPORT": 0, "CARD": 1, "EMAIL": 2, "NAME": 3, "PHONE": 4}
-    spans.sort(key=lambda s: (s[0], -(s[1] - s[0]), priority.get(s[2], 9)))
-    parts: list[str] = []
-    found: list[str] = []
-    cursor = 0
-    for start, end, label in spans:
-        if start < cursor:
-            continue
-        parts.append(text[cursor:start])
-        parts.append(f"[{label}]")
-        found.append(label)
-        cursor = end
-    parts.append(text[cursor:])
-    return MaskResult("".join(parts), tuple(found))
+        ``known``: (kind, value) pairs the conversation holds (``("last_name", "Müller")``), masked
+        case- and accent-insensitively; ``booking_refs``: mask every booking reference too.
+        """
+        return apply_spans(text, self.spans(text, known=known, booking_refs=booking_refs))

@@ -1,7 +1,14 @@
 """The LLM layer of the fallback chain: client, prompts, JSON contract, sanitiser, cache, budgets, metrics."""
 
-from tandem.llm.budget import InMemoryTokenBudget, RedisTokenBudget, TokenBudget
-from tandem.llm.cache import AnswerCache, InMemoryAnswerCache, RedisAnswerCache, cache_key, make_answer_cache
+from tandem.llm.budget import BudgetScope, InMemoryTokenBudget, RedisTokenBudget, TokenBudget
+from tandem.llm.cache import (
+    AnswerCache,
+    InMemoryAnswerCache,
+    RedisAnswerCache,
+    cache_key,
+    is_context_free,
+    make_answer_cache,
+)
 from tandem.llm.client import Completion, LlmClient, LlmUnavailable
 from tandem.llm.metrics import FallbackMetrics
 from tandem.llm.prompts import IntentChoice, Turn, build_messages
@@ -11,6 +18,7 @@ from tandem.llm.tokens import estimate_message_tokens, estimate_tokens
 
 __all__ = [
     "AnswerCache",
+    "BudgetScope",
     "Completion",
     "FallbackMetrics",
     "InMemoryAnswerCache",
@@ -28,6 +36,7 @@ __all__ = [
     "cache_key",
     "estimate_message_tokens",
     "estimate_tokens",
+    "is_context_free",
     "make_answer_cache",
     "parse_reply",
 ]

@@ -29,6 +29,12 @@ class FallbackMetrics:
         )
         self.calls = Counter("tandem_llm_calls_total", "LLM calls by outcome", ["outcome"], registry=registry)
         self.cache = Counter("tandem_llm_cache_total", "Answer cache lookups", ["result"], registry=registry)
+        self.budget_refusals = Counter(
+            "tandem_llm_budget_refusals_total",
+            "Model calls refused by a token budget",
+            ["budget"],
+            registry=registry,
+        )  # budget: conversation | client | day
         self.decisions = Counter(
             "tandem_fallback_decisions_total", "Fallback decisions", ["kind", "mode"], registry=registry
         )

@@ -1,8 +1,12 @@
-"""The audit log: one row per tool call, with personal data masked before it is stored."""
+"""The audit log: one row per tool call, with personal data masked before it is stored.
+
+Free-text values go through the guard's model-free detection (:mod:`tandem.guard.patterns`:
+e-mails, phones, payment cards, passports), so the audit log and the LLM guard agree on what
+is personal; e-mails keep a readable hint (``j***@e***.com``) for the operators.
+"""
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -10,9 +14,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tandem.db.models import AuditLog
+from tandem.guard.patterns import mask_patterns
 from tandem.services.common import require_aware
 
-EMAIL_IN_TEXT = re.compile(r"[^@\s\"'<>()]+@[^@\s\"'<>()]+\.[A-Za-z]{2,}")
 # Argument names whose values are personal; matched case-insensitively.
 NAME_KEYS = frozenset({"last_name", "first_name", "name", "lastname", "surname"})
 SECRET_KEYS = frozenset({"token", "password"})
@@ -33,6 +37,10 @@ def mask_name(name: str) -> str:
     return f"{name[:1]}***" if name else ""
 
 
+def _placeholder(label: str, value: str) -> str:
+    return mask_email(value) if label == "EMAIL" else f"[{label}]"
+
+
 def mask_arguments(value: Any, *, key: str | None = None) -> Any:
     """A JSON-safe copy of tool arguments with e-mails, names and secrets masked (recursively)."""
     lowered = key.lower() if key else None
@@ -47,7 +55,7 @@ def mask_arguments(value: Any, *, key: str | None = None) -> Any:
             return mask_name(value)
         if lowered in EMAIL_KEYS:
             return mask_email(value.strip()) if "@" in value else mask_name(value)
-        masked = EMAIL_IN_TEXT.sub(lambda m: mask_email(m.group(0)), value)
+        masked = mask_patterns(value, _placeholder).text
         return masked if len(masked) <= MAX_STRING else masked[:MAX_STRING] + "..."
     if isinstance(value, datetime | date):
         return value.isoformat()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -48,6 +48,7 @@ from tandem.llm import (
     build_messages,
     cache_key,
     estimate_message_tokens,
+    is_context_free,
     parse_reply,
 )
 from tandem.llm.cache import make_redis_client
@@ -146,6 +147,14 @@ class FallbackRequest:
     ranking of the turn as (intent, confidence), best first (``nlu_fallback`` may be in it).
     ``consecutive_fallbacks`` counts this turn; ``low_confidence_turns`` counts the turns right
     before this one whose decision had ``low_confidence`` set.
+
+    ``known_pii``: the values the conversation holds that identify a person or a booking, as
+    (kind, value) pairs or a mapping (``("last_name", "Müller")``, ``("booking_ref", "HV4QKP")``;
+    kinds in :data:`tandem.guard.patterns.KNOWN_LABELS`): masked wherever they appear in the
+    turn and the history, case- and accent-insensitively. No turn of this chain needs them: the
+    model answers policy questions and names intents, it never looks a booking up.
+    ``client_key``: the gateway's opaque key of the client (None when unknown), for the
+    per-client token budget.
     """
 
     conversation_id: str
@@ -156,6 +165,13 @@ class FallbackRequest:
     intent_ranking: Sequence[tuple[str, float]] = ()
     consecutive_fallbacks: int = 1
     low_confidence_turns: int = 0
+    known_pii: Mapping[str, str] | Sequence[tuple[str, str]] = ()
+    client_key: str | None = None
+
+    def known_values(self) -> tuple[tuple[str, str], ...]:
+        """``known_pii`` as (kind, value) pairs."""
+        items = self.known_pii.items() if isinstance(self.known_pii, Mapping) else self.known_pii
+        return tuple((str(kind), str(value)) for kind, value in items if value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +314,7 @@ class FallbackChain:
                 redis_client,
                 per_conversation=settings.llm_budget_tokens_per_conversation,
                 per_day=settings.llm_budget_tokens_per_day,
+                per_client=settings.llm_budget_tokens_per_client,
             )
         else:
             cache = InMemoryAnswerCache(
@@ -306,6 +323,7 @@ class FallbackChain:
             budget = InMemoryTokenBudget(
                 per_conversation=settings.llm_budget_tokens_per_conversation,
                 per_day=settings.llm_budget_tokens_per_day,
+                per_client=settings.llm_budget_tokens_per_client,
             )
         chain = cls(
             kb=kb,
@@ -342,18 +360,20 @@ class FallbackChain:
         overhead = max(0.0, time.perf_counter() - started - decision.model_seconds)
         self.metrics.overhead.observe(overhead)
         self.metrics.decisions.labels(kind=decision.kind, mode=decision.mode).inc()
+        # Never the customer's text at INFO, not even masked: kinds, reasons and lengths only.
         log.info(
-            "fallback kind=%s reason=%s mode=%s cached=%s text=%r",
+            "fallback kind=%s reason=%s mode=%s cached=%s chars=%d",
             decision.kind,
             decision.reason,
             decision.mode,
             decision.cached,
-            decision.masked_text,
+            len(request.text),
         )
+        log.debug("fallback masked text=%r", decision.masked_text)
         return decision
 
     async def _decide(self, request: FallbackRequest) -> FallbackDecision:
-        guard = self.guard.check(request.text)
+        guard = self.guard.check(request.text, known=request.known_values())
         mode = self.mode
         if not guard.ok:
             return self._guarded(request, guard, mode)
@@ -390,19 +410,23 @@ class FallbackChain:
     async def _with_llm(
         self, request: FallbackRequest, guard: GuardResult, passages: list[Passage], llm: LlmClient
     ) -> FallbackDecision:
+        # A question that stands on its own is sent without the history (less personal data
+        # reaches the model, and its answer can be shared); a follow-up is sent with it, and the
+        # cache key holds the masked window sent, so it is only ever served for the same context.
+        history = [] if is_context_free(guard.masked) else self._history(request.history, request.known_values())
         key = cache_key(
             guard.masked,
             intents=sorted(self._rescuable),
             kb_version=self.kb.version,
             active_form=request.active_form,
             requested_slot=request.requested_slot,
+            history=history,
         )
         reply = await self.cache.get(key)
         self.metrics.cache.labels(result="hit" if reply else "miss").inc()
         if reply is not None:
             return replace(self._interpret(request, guard, passages, reply), cached=True)
 
-        history = self._history(request.history)
         messages = build_messages(
             question=guard.masked,
             passages=passages,
@@ -414,11 +438,13 @@ class FallbackChain:
         )
         estimate = estimate_message_tokens(messages) + llm.max_tokens
         try:
-            allowed = await self.budget.allows(request.conversation_id, estimate)
+            refused = await self.budget.refusal(request.conversation_id, estimate, client=request.client_key)
         except Unavailable:
             return self._degraded(request, guard, passages, "budget_unavailable")
-        if not allowed:
-            return self._degraded(request, guard, passages, "budget_exceeded")
+        if refused is not None:
+            self.metrics.budget_refusals.labels(budget=refused).inc()
+            decision = self._degraded(request, guard, passages, "budget_exceeded")
+            return replace(decision, meta={**decision.meta, "budget": refused})
         try:
             completion = await llm.complete(messages)
         except LlmUnavailable as exc:
@@ -426,7 +452,7 @@ class FallbackChain:
             return self._degraded(request, guard, passages, f"llm_{exc.reason}")
         self._meter(completion.prompt_tokens, completion.completion_tokens, completion.latency_seconds)
         try:
-            await self.budget.spend(request.conversation_id, completion.total_tokens)
+            await self.budget.spend(request.conversation_id, completion.total_tokens, client=request.client_key)
         except Unavailable:
             log.warning("token budget unavailable; usage of this call not recorded")
         usage = {
@@ -661,12 +687,17 @@ class FallbackChain:
         picked = [name for name, _ in ranking if name in allowed]
         return tuple(dict.fromkeys(picked))[:limit]
 
-    def _history(self, turns: Sequence[Turn]) -> list[Turn]:
+    def _history(self, turns: Sequence[Turn], known: Sequence[tuple[str, str]] = ()) -> list[Turn]:
+        """The last turns, masked here (the chain must not rely on every caller having done it).
+
+        Besides the guard's PII, the conversation's own identifying values and every booking
+        reference are masked: in the history a reference sits next to the surname that opens it.
+        """
         if self.config.history_turns <= 0:
             return []
         window = list(turns)[-self.config.history_turns :]
-        # Masked again here: the chain must not rely on every caller having done it.
-        return [Turn(t.role, self.guard.masker.mask(t.text).text) for t in window]
+        masker = self.guard.masker
+        return [Turn(t.role, masker.mask(t.text, known=known, booking_refs=True).text) for t in window]
 
 
 def _source_line(sources: Sequence[Source]) -> str:

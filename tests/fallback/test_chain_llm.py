@@ -61,8 +61,11 @@ async def test_no_pii_reaches_the_server_and_history_is_a_sliding_window(
         Turn("assistant", "Thanks. What is your booking reference?"),
     ]
     chain = llm_chain(FALLBACK_HISTORY_TURNS=4)
+    # A follow-up ("too"): only those are sent with their history (a self-contained question is not).
     await chain.decide(
-        _request("card 4111 1111 1111 1111, passport AA1234567, booking AB12CD: can I bring a bike?", history=history)
+        _request(
+            "card 4111 1111 1111 1111, passport AA1234567, booking AB12CD: can I bring a bike too?", history=history
+        )
     )
     sent = _all_text(llm_server)
     for secret in ("jane.doe@example.com", "81 234 5678", "4111 1111 1111 1111", "AA1234567"):
