@@ -1,8 +1,10 @@
 """A local OpenAI-compatible test server: real HTTP on 127.0.0.1, scripted per test.
 
 Each test sets ``server.script`` to a list of :class:`Step`; request N gets step N (the last step
-repeats). Every request body is recorded in ``server.requests`` so tests can assert what reached
-the "vendor".
+repeats). A test may instead set ``server.responder``, a function from the request body to the
+:class:`Step` to answer with (the obedient model of tests/security computes its replies from what
+it was sent). Every request body is recorded in ``server.requests`` so tests can assert what
+reached the "vendor".
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +33,8 @@ class Step:
     prompt_tokens: int = 500
     completion_tokens: int = 40
     headers: dict[str, str] = field(default_factory=dict)
+    # OpenAI-style tool calls in the assistant message (the chain offers no tools: it must ignore them).
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 def reply(**fields: Any) -> str:
@@ -46,6 +51,7 @@ class FakeLlmServer:
         self.script: list[Step] = [Step(content=reply())]
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.responder: Callable[[dict[str, Any]], Step] | None = None
         self.port = _free_port()
         app = FastAPI()
 
@@ -55,7 +61,8 @@ class FakeLlmServer:
             index = len(self.requests)
             self.requests.append(body)
             self.headers.append(dict(request.headers))
-            step = self.script[min(index, len(self.script) - 1)]
+            scripted = self.script[min(index, len(self.script) - 1)]
+            step = self.responder(body) if self.responder is not None else scripted
             if step.delay:
                 await asyncio.sleep(step.delay)
             if step.status != 200:
@@ -73,8 +80,9 @@ class FakeLlmServer:
                     "choices": [
                         {
                             "index": 0,
-                            "message": {"role": "assistant", "content": step.content},
-                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": step.content}
+                            | ({"tool_calls": step.tool_calls} if step.tool_calls else {}),
+                            "finish_reason": "tool_calls" if step.tool_calls else "stop",
                         }
                     ],
                     "usage": {
@@ -108,6 +116,7 @@ class FakeLlmServer:
 
     def reset(self, *steps: Step) -> None:
         self.script = list(steps) or [Step(content=reply())]
+        self.responder = None
         self.requests.clear()
         self.headers.clear()
 
