@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-.PHONY: help install run shell train test lint validate bench-nlu-baseline bench-nlu bench-injection clean
+.PHONY: help install run shell train test lint validate bench-nlu-baseline bench-nlu bench-injection bench-pii clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,3 +41,6 @@ bench-nlu: install  ## CLINC150: train the candidate pipelines (if missing), tun
 
 bench-injection: install  ## prompt-injection corpus through the fallback chain, obedient model (results/injection.json)
 	@.venv/bin/python -m benchmarks.security.injection
+
+bench-pii: install  ## PII masking recall/precision per type on labelled presidio-research samples (results/pii.json)
+	@.venv/bin/python -m benchmarks.security.pii

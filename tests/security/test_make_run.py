@@ -4,6 +4,7 @@ ports refuse callers without their tokens, and a visitor's turn still goes all t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -44,7 +45,20 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproc
         start_new_session=True,
     )
     gateway = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
-    deadline = time.monotonic() + 420
+    try:
+        _wait_until_running(process, log)
+    except BaseException:
+        _stop(process)
+        raise
+    env["GATEWAY_URL"] = gateway
+    env["LOG"] = str(log)
+    yield process, env
+    _stop(process)
+
+
+def _wait_until_running(process: subprocess.Popen[bytes], log: Path) -> None:
+    # Long enough for a retraining on a loaded machine (CI trains before the tests: none then).
+    deadline = time.monotonic() + 900
     while True:
         if process.poll() is not None:
             pytest.fail(f"make run exited with {process.returncode}:\n{log.read_text()[-4000:]}")
@@ -53,13 +67,14 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproc
         if time.monotonic() > deadline:
             pytest.fail(f"make run did not come up:\n{log.read_text()[-4000:]}")
         time.sleep(1)
-    env["GATEWAY_URL"] = gateway
-    env["LOG"] = str(log)
-    yield process, env
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C to the whole process group, as in a terminal; then make sure nothing is left."""
     os.killpg(process.pid, signal.SIGINT)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
 
 
