@@ -78,7 +78,8 @@ def test_start_order_waits_for_health(compose: dict[str, Any]) -> None:
 
 def test_no_secret_is_written_into_the_file(compose: dict[str, Any]) -> None:
     text = (ROOT / "docker-compose.yml").read_text()
-    for secret in ("POSTGRES_PASSWORD", "RASA_API_TOKEN", "GATEWAY_SECRET", "ACTION_SERVER_TOKEN", "GATEWAY_METRICS_TOKEN"):
+    secrets = ("POSTGRES_PASSWORD", "RASA_API_TOKEN", "GATEWAY_SECRET", "ACTION_SERVER_TOKEN", "GATEWAY_METRICS_TOKEN")
+    for secret in secrets:
         assert f"${{{secret}:?" in text
     assert not re.search(r"PASSWORD:\s*['\"]?[A-Za-z0-9]{4,}", text.replace("${POSTGRES_PASSWORD", ""))
 
