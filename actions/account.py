@@ -10,7 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from tandem.errors import Invalid, RateLimited
-from tandem.normalize import normalize_email
+from tandem.normalize import parse_email
 
 from .common import ToolFailed, call_tool, caller_of, first_value
 from .context import settings, toolbox
@@ -24,7 +24,7 @@ class ValidatePasswordResetForm(FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         try:
-            return {"email": normalize_email(str(first_value(value) or ""))}
+            return {"email": parse_email(str(first_value(value) or ""))}
         except Invalid:
             dispatcher.utter_message(response="utter_invalid_email")
             return {"email": None}

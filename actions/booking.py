@@ -15,15 +15,15 @@ from rasa_sdk.types import DomainDict
 from tandem.airports import HUBS, airport_by_code
 from tandem.errors import Conflict, Invalid
 from tandem.normalize import (
-    normalize_cabin,
-    normalize_city,
-    normalize_email,
-    normalize_flight_number,
-    normalize_last_name,
+    parse_cabin,
+    parse_city,
+    parse_email,
+    parse_flight_number,
+    parse_last_name,
     parse_option,
     parse_passengers,
+    parse_route,
     parse_travel_date,
-    route_from_text,
 )
 
 from .common import (
@@ -89,7 +89,7 @@ class ValidateFlightBookingForm(FormValidationAction):
     def _route_slot(tracker: Tracker, index: int, slot: str) -> dict[str, Any]:
         if latest_intent(tracker) not in ("book_flight", "inform"):
             return {}
-        code = route_from_text(tracker.latest_message.get("text") or "")[index]
+        code = parse_route(tracker.latest_message.get("text") or "")[index]
         if code is None or code == tracker.get_slot(slot):
             return {}
         return {slot: code}
@@ -110,7 +110,7 @@ class ValidateFlightBookingForm(FormValidationAction):
     ) -> dict[str, Any]:
         text = str(first_value(value) or "")
         try:
-            code = normalize_city(text)
+            code = parse_city(text)
         except Invalid:
             dispatcher.utter_message(response="utter_invalid_city", city=text[:60])
             return {slot: None}
@@ -158,7 +158,7 @@ class ValidateFlightBookingForm(FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         try:
-            return {"cabin": normalize_cabin(str(first_value(value) or ""))}
+            return {"cabin": parse_cabin(str(first_value(value) or ""))}
         except Invalid:
             dispatcher.utter_message(response="utter_invalid_cabin")
             return {"cabin": None}
@@ -273,7 +273,7 @@ class ActionChooseFlight(Action):
         number = next(tracker.get_latest_entity_values("flight_number"), None)
         if number:
             try:
-                wanted = normalize_flight_number(str(number))
+                wanted = parse_flight_number(str(number))
             except Invalid:
                 wanted = ""
             for option in options:
@@ -307,7 +307,7 @@ class ValidateBookingContactForm(FormValidationAction):
             dispatcher.utter_message(response="utter_invalid_last_name")
             return {"last_name": None}
         try:
-            return {"last_name": normalize_last_name(str(value or ""))}
+            return {"last_name": parse_last_name(str(value or ""))}
         except Invalid:
             dispatcher.utter_message(response="utter_invalid_last_name")
             return {"last_name": None}
@@ -316,7 +316,7 @@ class ValidateBookingContactForm(FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         try:
-            return {"email": normalize_email(str(first_value(value) or ""))}
+            return {"email": parse_email(str(first_value(value) or ""))}
         except Invalid:
             dispatcher.utter_message(response="utter_invalid_email")
             return {"email": None}

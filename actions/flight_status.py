@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from tandem.errors import Invalid, NotFound
-from tandem.normalize import normalize_flight_number, parse_travel_date
+from tandem.normalize import parse_flight_number, parse_travel_date
 
 from .booking import city_name, today_local
 from .common import ToolFailed, call_tool, caller_of, first_value, local_time, long_date
@@ -30,7 +30,7 @@ class ValidateFlightStatusForm(FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         try:
-            return {"flight_number": normalize_flight_number(str(first_value(value) or ""))}
+            return {"flight_number": parse_flight_number(str(first_value(value) or ""))}
         except Invalid:
             dispatcher.utter_message(response="utter_invalid_flight_number")
             return {"flight_number": None}

@@ -10,7 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from tandem.errors import Conflict, Invalid, NotFound, RateLimited
-from tandem.normalize import normalize_booking_ref, normalize_last_name
+from tandem.normalize import parse_booking_ref, parse_last_name
 
 from .common import (
     ToolFailed,
@@ -59,7 +59,7 @@ class ValidateBookingLookupForm(FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         try:
-            return {"booking_ref": normalize_booking_ref(str(first_value(value) or ""))}
+            return {"booking_ref": parse_booking_ref(str(first_value(value) or ""))}
         except Invalid:
             dispatcher.utter_message(response="utter_invalid_booking_ref")
             return {"booking_ref": None}
@@ -71,7 +71,7 @@ class ValidateBookingLookupForm(FormValidationAction):
             dispatcher.utter_message(response="utter_invalid_last_name")
             return {"last_name": None}
         try:
-            last_name = normalize_last_name(str(value or ""))
+            last_name = parse_last_name(str(value or ""))
         except Invalid:
             dispatcher.utter_message(response="utter_invalid_last_name")
             return {"last_name": None}

@@ -6,6 +6,10 @@ canonical value or raises :class:`tandem.errors.Invalid` with a short machine-re
 they may be empty, huge, contain control characters, emoji or Thai; they are truncated
 before any real work is done and nothing but ``Invalid`` ever escapes.
 
+The functions are named ``parse_*``: they find a value in free text ("my email is ...",
+"flight 204"). The services check values that should already be canonical with the strict
+``require_*`` functions of :mod:`tandem.services.common`, which search nothing.
+
 ``dateparser`` is slow to import and to initialise, so it is imported lazily inside
 :func:`parse_travel_date`, and only when the cheap hand-written rules did not recognise
 the date.
@@ -25,15 +29,16 @@ from tandem.airports import AIRPORTS
 from tandem.errors import Invalid
 
 __all__ = [
-    "normalize_booking_ref",
-    "normalize_cabin",
-    "normalize_city",
-    "normalize_email",
-    "normalize_flight_number",
-    "normalize_last_name",
+    "parse_booking_ref",
+    "parse_cabin",
+    "parse_city",
+    "parse_email",
+    "parse_flight_number",
+    "parse_last_name",
     "parse_option",
     "parse_passengers",
     "parse_rating",
+    "parse_route",
     "parse_travel_date",
 ]
 
@@ -65,10 +70,27 @@ def _clean(text: object, *, limit: int = MAX_INPUT_CHARS) -> str:
 
 
 _NUMBER_WORDS: dict[str, int] = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
-    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
-    "nineteen": 19, "twenty": 20,
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
 }
 _NUMBER_WORD_RE = "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
 _NUMBER_WORDS_PATTERN = re.compile(rf"\b({_NUMBER_WORD_RE})\b")
@@ -93,15 +115,98 @@ def _to_int(token: str) -> int | None:
 
 _CITY_STOPWORDS = frozenset(
     {
-        "from", "to", "fly", "flying", "flight", "flights", "go", "going", "travel", "travelling",
-        "traveling", "leave", "leaving", "depart", "departing", "departure", "heading", "head", "the",
-        "a", "an", "i", "id", "i'd", "im", "i'm", "want", "wanna", "would", "like", "please", "pls",
-        "plz", "airport", "airports", "international", "intl", "city", "in", "at", "of", "me", "my",
-        "is", "it", "its", "it's", "back", "return", "returning", "destination", "origin", "via", "for",
-        "book", "booking", "ticket", "tickets", "need", "get", "on", "and", "thanks", "thank", "you",
-        "ok", "okay", "um", "uh", "yes", "yeah", "actually", "sorry", "mean", "out", "start",
-        "starting", "arrive", "arriving", "arrival", "into", "there", "then", "let's", "lets", "just",
-        "can", "could", "we", "our", "trip", "visit",
+        "from",
+        "to",
+        "fly",
+        "flying",
+        "flight",
+        "flights",
+        "go",
+        "going",
+        "travel",
+        "travelling",
+        "traveling",
+        "leave",
+        "leaving",
+        "depart",
+        "departing",
+        "departure",
+        "heading",
+        "head",
+        "the",
+        "a",
+        "an",
+        "i",
+        "id",
+        "i'd",
+        "im",
+        "i'm",
+        "want",
+        "wanna",
+        "would",
+        "like",
+        "please",
+        "pls",
+        "plz",
+        "airport",
+        "airports",
+        "international",
+        "intl",
+        "city",
+        "in",
+        "at",
+        "of",
+        "me",
+        "my",
+        "is",
+        "it",
+        "its",
+        "it's",
+        "back",
+        "return",
+        "returning",
+        "destination",
+        "origin",
+        "via",
+        "for",
+        "book",
+        "booking",
+        "ticket",
+        "tickets",
+        "need",
+        "get",
+        "on",
+        "and",
+        "thanks",
+        "thank",
+        "you",
+        "ok",
+        "okay",
+        "um",
+        "uh",
+        "yes",
+        "yeah",
+        "actually",
+        "sorry",
+        "mean",
+        "out",
+        "start",
+        "starting",
+        "arrive",
+        "arriving",
+        "arrival",
+        "into",
+        "there",
+        "then",
+        "let's",
+        "lets",
+        "just",
+        "can",
+        "could",
+        "we",
+        "our",
+        "trip",
+        "visit",
     }
 )
 
@@ -138,7 +243,7 @@ _CITY_FUZZY_ALIASES: tuple[str, ...] = tuple(a for a in _CITY_ALIASES if len(a) 
 _CITY_FUZZY_CUTOFF = 0.84
 
 
-def normalize_city(text: str) -> str:
+def parse_city(text: str) -> str:
     """Return the IATA code of the served airport the customer means.
 
     Accepts city names, airport names, aliases and IATA codes in any case, surrounded by
@@ -164,7 +269,7 @@ def normalize_city(text: str) -> str:
             span = range(start, start + size)
             if taken.intersection(span):
                 continue
-            gram = " ".join(words[start:start + size])
+            gram = " ".join(words[start : start + size])
             code = _CITY_ALIASES.get(gram) or (_CITY_ALIASES.get(gram.replace(" ", "")) if size > 1 else None)
             if code:
                 matches.append((start, gram, code))
@@ -184,7 +289,7 @@ def normalize_city(text: str) -> str:
     best: tuple[float, str] = (0.0, "")
     for size in range(min(3, len(words)), 0, -1):
         for start in range(len(words) - size + 1):
-            gram = " ".join(words[start:start + size])
+            gram = " ".join(words[start : start + size])
             if len(gram) < 4:
                 continue
             for candidate in difflib.get_close_matches(gram, _CITY_FUZZY_ALIASES, n=3, cutoff=_CITY_FUZZY_CUTOFF):
@@ -200,7 +305,7 @@ _ROUTE_CUE = re.compile(r"\b(from|leaving|departing|out of|to|into|towards)\b")
 _ORIGIN_CUES = frozenset({"from", "leaving", "departing", "out of"})
 
 
-def route_from_text(text: str) -> tuple[str | None, str | None]:
+def parse_route(text: str) -> tuple[str | None, str | None]:
     """The origin and destination a sentence names with explicit cues, as IATA codes.
 
     "from A to B", "to B from A", "need to go to B from A", "A to B" (no "from": the city before
@@ -215,7 +320,7 @@ def route_from_text(text: str) -> tuple[str | None, str | None]:
     for index, cue in enumerate(cues):
         end = cues[index + 1].start() if index + 1 < len(cues) else len(cleaned)
         try:
-            code = normalize_city(cleaned[cue.end():end])
+            code = parse_city(cleaned[cue.end() : end])
         except Invalid:
             continue  # "want to fly": no city after this cue
         if cue.group(1) in _ORIGIN_CUES:
@@ -224,7 +329,7 @@ def route_from_text(text: str) -> tuple[str | None, str | None]:
             destination = destination or code
     if cues and origin is None and destination is not None:
         try:
-            before = normalize_city(cleaned[: cues[0].start()])
+            before = parse_city(cleaned[: cues[0].start()])
         except Invalid:
             before = None
         if before and before != destination:
@@ -235,30 +340,75 @@ def route_from_text(text: str) -> tuple[str | None, str | None]:
 # --------------------------------------------------------------------------- dates
 
 _MONTHS: dict[str, int] = {
-    "january": 1, "jan": 1, "february": 2, "feb": 2, "march": 3, "mar": 3, "april": 4, "apr": 4,
-    "may": 5, "june": 6, "jun": 6, "july": 7, "jul": 7, "august": 8, "aug": 8,
-    "september": 9, "sept": 9, "sep": 9, "october": 10, "oct": 10, "november": 11, "nov": 11,
-    "december": 12, "dec": 12,
+    "january": 1,
+    "jan": 1,
+    "february": 2,
+    "feb": 2,
+    "march": 3,
+    "mar": 3,
+    "april": 4,
+    "apr": 4,
+    "may": 5,
+    "june": 6,
+    "jun": 6,
+    "july": 7,
+    "jul": 7,
+    "august": 8,
+    "aug": 8,
+    "september": 9,
+    "sept": 9,
+    "sep": 9,
+    "october": 10,
+    "oct": 10,
+    "november": 11,
+    "nov": 11,
+    "december": 12,
+    "dec": 12,
 }
 _MONTH_RE = "|".join(sorted(_MONTHS, key=len, reverse=True))
 _ORDINAL_UNITS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth")
-_ORDINAL_TEENS = ("tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth",
-                  "seventeenth", "eighteenth", "nineteenth")
+_ORDINAL_TEENS = (
+    "tenth",
+    "eleventh",
+    "twelfth",
+    "thirteenth",
+    "fourteenth",
+    "fifteenth",
+    "sixteenth",
+    "seventeenth",
+    "eighteenth",
+    "nineteenth",
+)
 #: "first" -> 1 ... "thirty-first" -> 31 (days of the month written as words).
 _ORDINAL_DAY_WORDS: dict[str, int] = {
     **{word: i + 1 for i, word in enumerate(_ORDINAL_UNITS)},
     **{word: i + 10 for i, word in enumerate(_ORDINAL_TEENS)},
-    "twentieth": 20, "thirtieth": 30,
+    "twentieth": 20,
+    "thirtieth": 30,
     **{f"twenty{sep}{word}": 21 + i for i, word in enumerate(_ORDINAL_UNITS) for sep in (" ", "-", "")},
-    "thirty first": 31, "thirty-first": 31, "thirtyfirst": 31,
+    "thirty first": 31,
+    "thirty-first": 31,
+    "thirtyfirst": 31,
 }
-_ORDINAL_DAY_WORDS_PATTERN = re.compile(
-    r"\b(" + "|".join(sorted(_ORDINAL_DAY_WORDS, key=len, reverse=True)) + r")\b"
-)
+_ORDINAL_DAY_WORDS_PATTERN = re.compile(r"\b(" + "|".join(sorted(_ORDINAL_DAY_WORDS, key=len, reverse=True)) + r")\b")
 _WEEKDAYS: dict[str, int] = {
-    "monday": 0, "mon": 0, "tuesday": 1, "tue": 1, "tues": 1, "wednesday": 2, "wed": 2,
-    "thursday": 3, "thu": 3, "thur": 3, "thurs": 3, "friday": 4, "fri": 4,
-    "saturday": 5, "sat": 5, "sunday": 6, "sun": 6,
+    "monday": 0,
+    "mon": 0,
+    "tuesday": 1,
+    "tue": 1,
+    "tues": 1,
+    "wednesday": 2,
+    "wed": 2,
+    "thursday": 3,
+    "thu": 3,
+    "thur": 3,
+    "thurs": 3,
+    "friday": 4,
+    "fri": 4,
+    "saturday": 5,
+    "sat": 5,
+    "sunday": 6,
+    "sun": 6,
 }
 _WEEKDAY_RE = "|".join(sorted(_WEEKDAYS, key=len, reverse=True))
 
@@ -271,12 +421,8 @@ _DATE_FILLER = re.compile(
 _ISO_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
 _NUMERIC_DMY = re.compile(r"(?<![\d/.\-:])(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})(?![\d/.\-:])")
 _NUMERIC_DM = re.compile(r"(?<![\d/.\-:])(\d{1,2})[/.\-](\d{1,2})(?![\d/.\-:])")
-_DAY_MONTH = re.compile(
-    rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s*(?:of\s+)?({_MONTH_RE})\b\.?,?(?:\s*(\d{{4}})\b)?"
-)
-_MONTH_DAY = re.compile(
-    rf"\b({_MONTH_RE})\.?\s+(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?\b,?(?:\s*(\d{{4}})\b)?"
-)
+_DAY_MONTH = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s*(?:of\s+)?({_MONTH_RE})\b\.?,?(?:\s*(\d{{4}})\b)?")
+_MONTH_DAY = re.compile(rf"\b({_MONTH_RE})\.?\s+(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?\b,?(?:\s*(\d{{4}})\b)?")
 _ORDINAL_DAY = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)\b")
 _IN_DELTA = re.compile(r"\bin\s+(a couple of|a|an|\d{1,3})\s+(day|week|month)s?\b")
 _WEEKDAY = re.compile(rf"\b(?:(this|next|coming|this coming|last|past)\s+)?({_WEEKDAY_RE})\b")
@@ -421,10 +567,10 @@ def _dateparser_date(text: str, today: date) -> date | None:
     }
     languages = ["en", "th"]
     try:
-        parsed = dateparser.parse(text, languages=languages, settings=settings)  # type: ignore[arg-type]
+        parsed = dateparser.parse(text, languages=languages, settings=settings)
         if parsed is not None:
             return parsed.date()
-        found = search_dates(text, languages=languages, settings=settings)  # type: ignore[arg-type]
+        found = search_dates(text, languages=languages, settings=settings)
     except Exception:  # dateparser may raise anything on odd input
         return None
     for matched, value in found or ():
@@ -497,9 +643,7 @@ _SINGLE_COMPANIONS = re.compile(
     r"roommate|buddy|mate)\b"
 )
 _PAIR_COMPANIONS = re.compile(r"\b(?:parents|grandparents|twins|in-laws)\b")
-_UNKNOWN_PLURALS = re.compile(
-    r"\b(?:kids|children|friends|family|colleagues|babies|sons|daughters|brothers|sisters)\b"
-)
+_UNKNOWN_PLURALS = re.compile(r"\b(?:kids|children|friends|family|colleagues|babies|sons|daughters|brothers|sisters)\b")
 _SELF = re.compile(r"\b(?:me|myself|i|i'm|im)\b")
 _NUMBER = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?)(?![\w.])")
 
@@ -581,14 +725,13 @@ def parse_passengers(text: str | float | int, *, max_passengers: int = 9) -> int
 # --------------------------------------------------------------------------- cabin
 
 _ECONOMY_WORDS = frozenset(
-    {"economy", "eco", "econ", "coach", "standard", "cheapest", "cheap", "budget", "basic",
-     "normal", "regular"}
+    {"economy", "eco", "econ", "coach", "standard", "cheapest", "cheap", "budget", "basic", "normal", "regular"}
 )
 _BUSINESS_WORDS = frozenset({"business", "biz", "flatbed"})
 _FIRST_CLASS = re.compile(r"\b(?:first|1st)(?:\s*-?\s*class)?\b|ชั้นหนึ่ง|เฟิร์สคลาส")
 
 
-def normalize_cabin(text: str) -> Literal["economy", "business"]:
+def parse_cabin(text: str) -> Literal["economy", "business"]:
     """Return ``"economy"`` or ``"business"``.
 
     Understands "economy class", "eco", "coach", "standard", "cheapest", "business class",
@@ -600,9 +743,7 @@ def normalize_cabin(text: str) -> Literal["economy", "business"]:
     cleaned = _clean(text, limit=200).lower()
     words = re.findall(r"[^\W_]+", cleaned)
     joined = " ".join(words)
-    if _FIRST_CLASS.search(cleaned) and (
-        "class" in words or words in (["first"], ["1st"]) or not cleaned.isascii()
-    ):
+    if _FIRST_CLASS.search(cleaned) and ("class" in words or words in (["first"], ["1st"]) or not cleaned.isascii()):
         raise Invalid("Andaman Air has no first class; we offer economy and business.", reason="no_first_class")
     if re.search(r"\b(?:lie|fully)\s*-?\s*flat\b|\bflat\s*-?\s*beds?\b", joined):
         return "business"
@@ -646,7 +787,7 @@ def _is_ref(token: str) -> bool:
     )
 
 
-def normalize_booking_ref(text: str) -> str:
+def parse_booking_ref(text: str) -> str:
     """Return the 6-character booking reference (letters and digits, upper case) in the text.
 
     "my ref is ab12cd" and "AB12CD." work; "ab 12 cd" works when that is the whole answer.
@@ -661,7 +802,7 @@ def normalize_booking_ref(text: str) -> str:
         if _is_ref(joined):
             return joined.upper()
     without_emails = _EMAIL_FIND.sub(" ", cleaned)
-    candidates = {m.upper() for m in _REF_CANDIDATE.findall(without_emails) if _is_ref(m)}
+    candidates: set[str] = {m.upper() for m in _REF_CANDIDATE.findall(without_emails) if _is_ref(m)}
     if len(candidates) == 1:
         return candidates.pop()
     message = (
@@ -679,7 +820,7 @@ _FLIGHT_WORD = re.compile(r"\bFLIGHT\s*(?:NO\.?|NUMBER|NR\.?|#)?\s*#?\s*(\d{2,4}
 _BARE_NUMBER = re.compile(r"^(?:NO\.?|NUMBER|#)?\s*#?\s*(\d{2,4})$")
 
 
-def normalize_flight_number(text: str) -> str:
+def parse_flight_number(text: str) -> str:
     """Return an Andaman Air flight number as ``AN`` + 2–4 digits ("AN 204" -> "AN204").
 
     Accepts "AN 204", "an204", "AN-204", "flight AN204", "flight 204" and "204" alone.
@@ -710,7 +851,7 @@ _EMAIL = re.compile(
 )
 
 
-def normalize_email(text: str) -> str:
+def parse_email(text: str) -> str:
     """Return the one e-mail address in the text, lower-cased and validated.
 
     The local part uses the usual characters (no spaces, no leading/trailing/double dots,
@@ -721,7 +862,7 @@ def normalize_email(text: str) -> str:
         Invalid: ``invalid_email`` when there is no valid address, or more than one.
     """
     cleaned = _clean(text, limit=600)
-    found = {m.lower() for m in _EMAIL.findall(cleaned)}
+    found: set[str] = {m.lower() for m in _EMAIL.findall(cleaned)}
     valid = {e for e in found if len(e) <= 254 and len(e.split("@", 1)[0]) <= 64}
     if len(valid) == 1 and len(found) == 1:
         return valid.pop()
@@ -739,8 +880,35 @@ _NAME_PREFIX = re.compile(
 )
 _NAME_SUFFIX = re.compile(r"[\s,;!?]*(?:,?\s*(?:thanks|thank you|thx|please|pls))?[\s.,;!?]*$", re.IGNORECASE)
 _NAME_PARTICLES = frozenset(
-    {"van", "der", "den", "de", "del", "della", "di", "da", "du", "dos", "das", "do", "von",
-     "zu", "la", "le", "ter", "ten", "te", "bin", "binti", "ibn", "al", "el", "y", "af", "av"}
+    {
+        "van",
+        "der",
+        "den",
+        "de",
+        "del",
+        "della",
+        "di",
+        "da",
+        "du",
+        "dos",
+        "das",
+        "do",
+        "von",
+        "zu",
+        "la",
+        "le",
+        "ter",
+        "ten",
+        "te",
+        "bin",
+        "binti",
+        "ibn",
+        "al",
+        "el",
+        "y",
+        "af",
+        "av",
+    }
 )
 _NAME_ALLOWED_PUNCT = frozenset(" '-.")
 
@@ -768,7 +936,7 @@ def _capitalise_word(word: str) -> str:
     return "".join(out)
 
 
-def normalize_last_name(text: str) -> str:
+def parse_last_name(text: str) -> str:
     """Return the customer's last name, tidied and sensibly title-cased.
 
     Strips lead-ins ("my last name is", "it's", "surname:"), keeps particles such as
@@ -855,9 +1023,26 @@ def parse_rating(value: str | float | int) -> int:
 # --------------------------------------------------------------------------- option choice
 
 _ORDINALS: dict[str, int] = {
-    "first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3,
-    "fifth": 4, "5th": 4, "sixth": 5, "6th": 5, "seventh": 6, "7th": 6, "eighth": 7, "8th": 7,
-    "ninth": 8, "9th": 8, "tenth": 9, "10th": 9,
+    "first": 0,
+    "1st": 0,
+    "second": 1,
+    "2nd": 1,
+    "third": 2,
+    "3rd": 2,
+    "fourth": 3,
+    "4th": 3,
+    "fifth": 4,
+    "5th": 4,
+    "sixth": 5,
+    "6th": 5,
+    "seventh": 6,
+    "7th": 6,
+    "eighth": 7,
+    "8th": 7,
+    "ninth": 8,
+    "9th": 8,
+    "tenth": 9,
+    "10th": 9,
 }
 _ORDINAL_RE = re.compile(r"\b(" + "|".join(_ORDINALS) + r")\b")
 _SECOND_LAST = re.compile(r"\b(?:second|2nd)\s*(?:-|to\s+)?\s*last\b|\bpenultimate\b")

@@ -1,13 +1,16 @@
 """The tool layer the Rasa action server calls: validation, roles, timeouts, audit.
 
-Every tool call goes through :meth:`Toolbox._call`:
+The tools are declared once, in :mod:`tandem.tool_registry`; :class:`Toolbox` serves every entry
+as an async method (``await toolbox.create_booking(caller, **arguments)``) and by name
+(``await toolbox.call("create_booking", caller, **arguments)``). Every call goes through
+:meth:`Toolbox.call`:
 
-1. the caller's role is checked against :data:`TOOL_ROLES` (``Forbidden``; unknown tools are
+1. the caller's role is checked against the tool's roles (``Forbidden``; unknown tools are
    denied);
 2. the arguments are validated by the tool's pydantic model (``Invalid(reason="arguments")``);
 3. the synchronous service runs in a worker thread, in its own session and transaction, bounded
-   by ``settings.tool_timeout_seconds`` (``Unavailable`` on timeout, and on database connection
-   or timeout errors);
+   by the tool's timeout (default ``settings.tool_timeout_seconds``; ``Unavailable`` on timeout,
+   and on database connection or timeout errors);
 4. an ``audit_log`` row (caller, role, tool, masked arguments, outcome, duration) is written in
    a separate transaction, whatever the outcome.
 
@@ -20,52 +23,35 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
-from tandem.clock import Clock, local_date, utc_now
+from tandem.clock import Clock, utc_now
 from tandem.db.engine import create_engine_from_settings, make_session_factory
 from tandem.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError, Unavailable
 from tandem.ratelimit import RateLimiter, make_rate_limiter
-from tandem.services import accounts, audit, bookings, feedback, flights, handoff, lookup_guard, status
+from tandem.services import audit, lookup_guard
 from tandem.services.accounts import ResetMailer
-from tandem.services.bookings import BookingCreated, BookingDetails, CancellationQuote, CancellationResult
-from tandem.services.common import normalize_email, normalize_flight_number
-from tandem.services.flights import SearchResult
-from tandem.services.handoff import HandoffTicket
 from tandem.services.lookup_guard import LookupAttempt
-from tandem.services.status import FlightStatusInfo
 from tandem.settings import Settings
+from tandem.tool_registry import Role, Tool, Tools, tools_of
+
+if TYPE_CHECKING:
+    from tandem.knowledge import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
-Role = Literal["customer", "agent", "admin"]
 A = TypeVar("A", bound=BaseModel)
 R = TypeVar("R")
-
-_ALL: frozenset[Role] = frozenset({"customer", "agent", "admin"})
-_PEOPLE: frozenset[Role] = frozenset({"customer", "agent"})
-
-# Who may call what. Admins operate the system and read, they do not book for customers;
-# ratings are the customer's own voice.
-TOOL_ROLES: Mapping[str, frozenset[Role]] = {
-    "search_flights": _ALL,
-    "create_booking": _PEOPLE,
-    "get_booking": _ALL,
-    "quote_cancellation": _ALL,
-    "cancel_booking": _PEOPLE,
-    "flight_status": _ALL,
-    "request_password_reset": _PEOPLE,
-    "create_handoff": _PEOPLE,
-    "record_rating": frozenset({"customer"}),
-}
 
 
 @dataclass(frozen=True)
@@ -74,119 +60,40 @@ class Caller:
 
     ``client`` is the gateway's opaque key of the client address (a keyed hash, <= 64 chars), or
     None when unknown (rasa shell, tests): limits per client then simply do not apply.
+    ``channel`` is where the message came in (``website``, ``slack``, ``telegram``, ``shell``,
+    ``rest``; see :func:`tandem.conversation.channel_name`) and ``correlation_id`` the gateway's
+    opaque turn id; both are stored with the audit row (and the channel with tickets), None when
+    unknown.
     """
 
     conversation_id: str
     role: Role = "customer"
     client: str | None = None
+    channel: str | None = None
+    correlation_id: str | None = None
 
 
-# --- argument schemas -----------------------------------------------------------------------
+# What a tool's ``uses`` may name besides the caller's fields (see tandem.tool_registry).
+_TOOLBOX_SOURCES = frozenset({"settings", "now", "limiter", "mailer", "knowledge"})
 
 
-class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
-
-
-Cabin = Literal["economy", "business"]
-
-
-class SearchFlightsArgs(_Args):
-    origin: str = Field(pattern=r"^[A-Za-z]{3}$")
-    destination: str = Field(pattern=r"^[A-Za-z]{3}$")
-    date: dt.date
-    passengers: int = Field(ge=1, le=9)
-    cabin: Cabin
-    limit: int | None = Field(default=None, ge=1, le=10)
-
-    @field_validator("origin", "destination")
-    @classmethod
-    def _upper(cls, value: str) -> str:
-        return value.upper()
-
-
-class CreateBookingArgs(_Args):
-    flight_id: int = Field(gt=0)
-    passengers: int = Field(ge=1, le=9)
-    cabin: Cabin
-    last_name: str = Field(min_length=1, max_length=80)
-    email: str = Field(max_length=254)
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str) -> str:
-        return _pydantic_check(normalize_email, value)
-
-
-class BookingLookupArgs(_Args):
-    reference: str = Field(pattern=r"^[A-Za-z0-9]{6}$")
-    last_name: str = Field(min_length=1, max_length=80)
-
-    @field_validator("reference")
-    @classmethod
-    def _upper(cls, value: str) -> str:
-        return value.upper()
-
-
-class FlightStatusArgs(_Args):
-    flight_number: str = Field(max_length=12)
-    date: dt.date | None = None  # None: today in the airline's time zone
-
-    @field_validator("flight_number")
-    @classmethod
-    def _number(cls, value: str) -> str:
-        return _pydantic_check(normalize_flight_number, value)
-
-
-class PasswordResetArgs(_Args):
-    email: str = Field(max_length=254)
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str) -> str:
-        return _pydantic_check(normalize_email, value)
-
-
-class HandoffArgs(_Args):
-    reason: str = Field(min_length=1, max_length=200)
-    transcript: list[dict[str, Any]] = Field(default_factory=list)
-    slots: dict[str, Any] = Field(default_factory=dict)
-    summary: str = Field(default="", max_length=4000)
-
-
-class RatingArgs(_Args):
-    rating: int = Field(ge=1, le=5)
-
-
-def _pydantic_check(check: Callable[[str], str], value: str) -> str:
-    try:
-        return check(value)
-    except Invalid as exc:
-        raise ValueError(str(exc)) from exc
-
-
-# --- services (injectable for tests) ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
 class Services:
-    """The service functions the tools call; tests replace one to simulate slowness or failure."""
+    """The service functions behind the tools, replaceable by tool name for tests
+    (``Services(create_booking=spy)`` simulates slowness or failure); the rest are the registry's."""
 
-    search_flights: Callable[..., SearchResult] = flights.search_flights
-    create_booking: Callable[..., BookingCreated] = bookings.create_booking
-    get_booking: Callable[..., BookingDetails] = bookings.get_booking
-    quote_cancellation: Callable[..., CancellationQuote] = bookings.quote_cancellation
-    cancel_booking: Callable[..., CancellationResult] = bookings.cancel_booking
-    flight_status: Callable[..., FlightStatusInfo] = status.flight_status
-    request_password_reset: Callable[..., None] = accounts.request_password_reset
-    create_handoff: Callable[..., HandoffTicket] = handoff.create_handoff
-    record_rating: Callable[..., int] = feedback.record_rating
-    record_audit: Callable[..., int] = audit.record
+    def __init__(self, *, record_audit: Callable[..., int] = audit.record, **replacements: Callable[..., Any]):
+        self.record_audit = record_audit
+        self.replacements: Mapping[str, Callable[..., Any]] = MappingProxyType(dict(replacements))
+
+    def function(self, tool: Tool[Any, Any]) -> Callable[..., Any]:
+        """The function that serves ``tool``: its replacement, else the registry's service."""
+        return self.replacements.get(tool.name, tool.service)
 
 
 @dataclass(kw_only=True)
-class Toolbox:
-    """The business tools, as async methods ``await toolbox.tool(caller, **arguments)``."""
+class Toolbox(Tools):
+    """The business tools of :class:`tandem.tool_registry.Tools`, as async methods
+    ``await toolbox.tool(caller, **arguments)``; a subclass may declare more tools."""
 
     sessions: sessionmaker[Session]
     settings: Settings
@@ -194,7 +101,15 @@ class Toolbox:
     clock: Clock = utc_now
     services: Services = field(default_factory=Services)
     mailer: ResetMailer | None = None
+    knowledge: KnowledgeBase | None = None  # None: KNOWLEDGE_DIR is indexed on first use
     engine: Engine | None = None  # set when the toolbox owns it (from_settings)
+    _knowledge_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _tool_registry: ClassVar[Mapping[str, Tool[Any, Any]] | None] = None
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.services.replacements) - set(self.tools()))
+        if unknown:
+            raise TypeError(f"no such tool to replace: {', '.join(unknown)}")
 
     @classmethod
     def from_settings(cls, settings: Settings, *, mailer: ResetMailer | None = None) -> Toolbox:
@@ -212,212 +127,80 @@ class Toolbox:
         if self.engine is not None:
             self.engine.dispose()
 
-    # --- tools --------------------------------------------------------------------------------
+    @classmethod
+    def tools(cls) -> Mapping[str, Tool[Any, Any]]:
+        """The registry this toolbox serves, by tool name (collected and checked once per class)."""
+        registry = vars(cls).get("_tool_registry")  # not inherited: a subclass may declare more tools
+        if registry is None:
+            registry = cls._tool_registry = _registry(cls)
+        return registry
 
-    async def search_flights(
-        self,
-        caller: Caller,
-        *,
-        origin: str,
-        destination: str,
-        date: dt.date,
-        passengers: int,
-        cabin: str,
-        limit: int | None = None,
-    ) -> SearchResult:
-        raw = {
-            "origin": origin,
-            "destination": destination,
-            "date": date,
-            "passengers": passengers,
-            "cabin": cabin,
-            "limit": limit,
-        }
+    def knowledge_base(self) -> KnowledgeBase:
+        """The knowledge-base index: the one given, else ``KNOWLEDGE_DIR`` indexed once, on first use."""
+        with self._knowledge_lock:
+            if self.knowledge is None:
+                # The fallback package owns the rule for where KNOWLEDGE_DIR is; imported here so
+                # that importing the tools does not load the fallback chain.
+                from tandem.knowledge import KnowledgeBase
+                from tandem.services.fallback.wiring import resolve_knowledge_dir
 
-        def run(session: Session, a: SearchFlightsArgs, now: dt.datetime) -> SearchResult:
-            return self.services.search_flights(
-                session,
-                origin=a.origin,
-                destination=a.destination,
-                date=a.date,
-                passengers=a.passengers,
-                cabin=a.cabin,
-                limit=a.limit or self.settings.search_max_options,
-                settings=self.settings,
-                now=now,
-            )
+                self.knowledge = KnowledgeBase.from_directory(resolve_knowledge_dir(self.settings.knowledge_dir))
+            return self.knowledge
 
-        return await self._call("search_flights", caller, SearchFlightsArgs, raw, run)
+    # --- the one call path ------------------------------------------------------------------
 
-    async def create_booking(
-        self, caller: Caller, *, flight_id: int, passengers: int, cabin: str, last_name: str, email: str
-    ) -> BookingCreated:
-        raw = {"flight_id": flight_id, "passengers": passengers, "cabin": cabin, "last_name": last_name, "email": email}
-
-        def run(session: Session, a: CreateBookingArgs, now: dt.datetime) -> BookingCreated:
-            return self.services.create_booking(
-                session,
-                flight_id=a.flight_id,
-                passengers=a.passengers,
-                cabin=a.cabin,
-                last_name=a.last_name,
-                email=a.email,
-                settings=self.settings,
-                now=now,
-                conversation_id=caller.conversation_id,
-                client_key=caller.client,
-            )
-
-        return await self._call("create_booking", caller, CreateBookingArgs, raw, run)
-
-    async def get_booking(self, caller: Caller, *, reference: str, last_name: str) -> BookingDetails:
-        def run(session: Session, a: BookingLookupArgs, now: dt.datetime) -> BookingDetails:
-            return self._guarded_lookup(
-                session,
-                caller,
-                a,
-                now,
-                lambda: self.services.get_booking(
-                    session, reference=a.reference, last_name=a.last_name, settings=self.settings
-                ),
-            )
-
-        raw = {"reference": reference, "last_name": last_name}
-        return await self._call("get_booking", caller, BookingLookupArgs, raw, run)
-
-    async def quote_cancellation(self, caller: Caller, *, reference: str, last_name: str) -> CancellationQuote:
-        def run(session: Session, a: BookingLookupArgs, now: dt.datetime) -> CancellationQuote:
-            return self._guarded_lookup(
-                session,
-                caller,
-                a,
-                now,
-                lambda: self.services.quote_cancellation(
-                    session, reference=a.reference, last_name=a.last_name, settings=self.settings, now=now
-                ),
-            )
-
-        raw = {"reference": reference, "last_name": last_name}
-        return await self._call("quote_cancellation", caller, BookingLookupArgs, raw, run)
-
-    async def cancel_booking(self, caller: Caller, *, reference: str, last_name: str) -> CancellationResult:
-        def run(session: Session, a: BookingLookupArgs, now: dt.datetime) -> CancellationResult:
-            return self._guarded_lookup(
-                session,
-                caller,
-                a,
-                now,
-                lambda: self.services.cancel_booking(
-                    session,
-                    reference=a.reference,
-                    last_name=a.last_name,
-                    settings=self.settings,
-                    now=now,
-                    conversation_id=caller.conversation_id,
-                ),
-            )
-
-        raw = {"reference": reference, "last_name": last_name}
-        return await self._call("cancel_booking", caller, BookingLookupArgs, raw, run)
-
-    async def flight_status(
-        self, caller: Caller, *, flight_number: str, date: dt.date | None = None
-    ) -> FlightStatusInfo:
-        def run(session: Session, a: FlightStatusArgs, now: dt.datetime) -> FlightStatusInfo:
-            day = a.date or local_date(now, self.settings.timezone)
-            return self.services.flight_status(
-                session, flight_number=a.flight_number, date=day, now=now, settings=self.settings
-            )
-
-        raw = {"flight_number": flight_number, "date": date}
-        return await self._call("flight_status", caller, FlightStatusArgs, raw, run)
-
-    async def request_password_reset(self, caller: Caller, *, email: str) -> None:
-        def run(session: Session, a: PasswordResetArgs, now: dt.datetime) -> None:
-            self.services.request_password_reset(
-                session,
-                email=a.email,
-                conversation_id=caller.conversation_id,
-                settings=self.settings,
-                limiter=self.limiter,
-                now=now,
-                mailer=self.mailer,
-            )
-
-        await self._call("request_password_reset", caller, PasswordResetArgs, {"email": email}, run)
-
-    async def create_handoff(
-        self,
-        caller: Caller,
-        *,
-        reason: str,
-        transcript: list[dict[str, Any]] | None = None,
-        slots: dict[str, Any] | None = None,
-        summary: str = "",
-    ) -> HandoffTicket:
-        """The conversation's open handoff ticket (``created=False``) or a new one (limited)."""
-        raw = {"reason": reason, "transcript": transcript or [], "slots": slots or {}, "summary": summary}
-
-        def run(session: Session, a: HandoffArgs, now: dt.datetime) -> HandoffTicket:
-            return self.services.create_handoff(
-                session,
-                conversation_id=caller.conversation_id,
-                reason=a.reason,
-                transcript=a.transcript,
-                slots=a.slots,
-                summary=a.summary,
-                now=now,
-                settings=self.settings,
-                limiter=self.limiter,
-                client=caller.client,
-            )
-
-        # The transcript is in the ticket already; the audit row only needs its size.
-        audited = {"reason": reason, "transcript_events": len(transcript or []), "slots": slots or {}}
-        return await self._call("create_handoff", caller, HandoffArgs, raw, run, audited=audited)
-
-    async def record_rating(self, caller: Caller, *, rating: int) -> int:
-        def run(session: Session, a: RatingArgs, now: dt.datetime) -> int:
-            return self.services.record_rating(
-                session, conversation_id=caller.conversation_id, rating=a.rating, now=now
-            )
-
-        return await self._call("record_rating", caller, RatingArgs, {"rating": rating}, run)
-
-    # --- machinery ----------------------------------------------------------------------------
-
-    async def _call(
-        self,
-        tool: str,
-        caller: Caller,
-        model: type[A],
-        raw: dict[str, Any],
-        run: Callable[[Session, A, dt.datetime], R],
-        *,
-        audited: dict[str, Any] | None = None,
-    ) -> R:
+    async def call(self, name: str, caller: Caller, /, **arguments: Any) -> Any:
+        """Run the tool ``name`` for ``caller``: authorise, validate, run with its timeout, audit."""
+        tool = self.tools().get(name)
+        raw = tool.raw_arguments(arguments) if tool is not None else dict(arguments)
         started = time.perf_counter()
         outcome = "ok"
         try:
-            _authorize(tool, caller)
-            args = _validate(model, raw)
+            known = _authorize(tool, name, caller)
+            args = _validate(known.args, raw)
             now = self.clock()
+            timeout = known.timeout or self.settings.tool_timeout_seconds
             try:
-                return await asyncio.wait_for(
-                    asyncio.to_thread(self._in_transaction, run, args, now),
-                    timeout=self.settings.tool_timeout_seconds,
-                )
+                return await asyncio.wait_for(asyncio.to_thread(self._run, known, caller, args, now), timeout=timeout)
             except TimeoutError as exc:
-                raise Unavailable(f"{tool} did not finish in time") from exc
+                raise Unavailable(f"{name} did not finish in time") from exc
         except BaseException as exc:
             outcome = type(exc).__name__
             raise
         finally:
             duration_ms = int((time.perf_counter() - started) * 1000)
-            await self._audit(caller, tool, raw if audited is None else audited, outcome, duration_ms)
+            await self._audit(caller, name, tool, raw, outcome, duration_ms)
+
+    def _run(self, tool: Tool[Any, Any], caller: Caller, args: BaseModel, now: dt.datetime) -> Any:
+        """In the worker thread: the service with its arguments and what it ``uses``."""
+        service = self.services.function(tool)
+        kwargs = {name: getattr(args, name) for name in type(args).model_fields}
+        kwargs.update(self._used(tool, caller, now))
+        if not tool.database:
+            return service(**kwargs)
+
+        def run(session: Session) -> Any:
+            if tool.lockout:
+                return self._guarded_lookup(session, caller, args, now, lambda: service(session, **kwargs))
+            return service(session, **kwargs)
+
+        return self._in_transaction(run)
+
+    def _used(self, tool: Tool[Any, Any], caller: Caller, now: dt.datetime) -> dict[str, Any]:
+        sources: dict[str, Callable[[], Any]] = {
+            "settings": lambda: self.settings,
+            "now": lambda: now,
+            "limiter": lambda: self.limiter,
+            "mailer": lambda: self.mailer,
+            "knowledge": self.knowledge_base,
+        }
+        values: dict[str, Any] = {}
+        for parameter, source in tool.uses.items():
+            values[parameter] = sources[source]() if source in sources else getattr(caller, source)
+        return values
 
     def _guarded_lookup(
-        self, session: Session, caller: Caller, args: BookingLookupArgs, now: dt.datetime, lookup: Callable[[], R]
+        self, session: Session, caller: Caller, args: BaseModel, now: dt.datetime, lookup: Callable[[], R]
     ) -> R:
         """Run a reference + last name lookup under the lock-out of :mod:`tandem.services.lookup_guard`.
 
@@ -425,7 +208,14 @@ class Toolbox:
         before any name is compared. A failed match (``NotFound``) is counted and audited in this
         transaction, which must then commit although the tool fails: :class:`_CommitThenRaise`.
         """
-        attempt = LookupAttempt(reference=args.reference, conversation_id=caller.conversation_id, client=caller.client)
+        reference: str = getattr(args, "reference")  # noqa: B009 (lockout tools have one, checked)
+        attempt = LookupAttempt(
+            reference=reference,
+            conversation_id=caller.conversation_id,
+            client=caller.client,
+            channel=caller.channel,
+            correlation_id=caller.correlation_id,
+        )
         lookup_guard.check(session, attempt=attempt, settings=self.settings, now=now)
         try:
             return lookup()
@@ -433,11 +223,11 @@ class Toolbox:
             lookup_guard.record_failure(session, attempt=attempt, settings=self.settings, now=now, role=caller.role)
             raise _CommitThenRaise(exc) from exc
 
-    def _in_transaction(self, run: Callable[[Session, A, dt.datetime], R], args: A, now: dt.datetime) -> R:
+    def _in_transaction(self, run: Callable[[Session], R]) -> R:
         try:
             with self.sessions.begin() as session:
                 try:
-                    return run(session, args, now)
+                    return run(session)
                 except _CommitThenRaise as deferred:
                     error = deferred.error  # leaving the block normally commits what was written
             raise error
@@ -453,26 +243,46 @@ class Toolbox:
             raise
 
     async def _audit(
-        self, caller: Caller, tool: str, arguments: dict[str, Any], outcome: str, duration_ms: int
+        self,
+        caller: Caller,
+        name: str,
+        tool: Tool[Any, Any] | None,
+        raw: dict[str, Any],
+        outcome: str,
+        duration_ms: int,
     ) -> None:
         def write() -> None:
+            arguments = tool.audit_arguments(raw) if tool is not None else raw
             with self.sessions.begin() as session:
                 self.services.record_audit(
                     session,
                     actor=caller.conversation_id,
                     role=caller.role,
-                    tool=tool,
+                    tool=name,
                     arguments=arguments,
                     outcome=outcome,
                     duration_ms=duration_ms,
                     at=self.clock(),
+                    channel=caller.channel,
+                    correlation_id=caller.correlation_id,
                 )
 
         try:
             await asyncio.wait_for(asyncio.to_thread(write), timeout=self.settings.tool_timeout_seconds)
         except Exception:
             # The tool's own result matters more than its audit row; the failure is logged.
-            log.exception("could not write the audit row for %s", tool)
+            log.exception("could not write the audit row for %s", name[:64])
+
+
+def _registry(cls: type[Toolbox]) -> Mapping[str, Tool[Any, Any]]:
+    """The tools declared on ``cls``; a ``uses`` naming nothing the toolbox has is a TypeError."""
+    sources = _TOOLBOX_SOURCES | {f.name for f in fields(Caller)}
+    found = tools_of(cls)
+    for tool in found.values():
+        unknown = sorted(set(tool.uses.values()) - sources)
+        if unknown:
+            raise TypeError(f"tool {tool.name!r} uses unknown values: {', '.join(unknown)}")
+    return MappingProxyType(found)
 
 
 class _CommitThenRaise(Exception):
@@ -486,23 +296,28 @@ class _CommitThenRaise(Exception):
         self.error = error
 
 
-def _authorize(tool: str, caller: Caller) -> None:
+def _authorize(tool: Tool[Any, Any] | None, name: str, caller: Caller) -> Tool[Any, Any]:
+    """The tool, when ``caller`` may use it: a valid caller, a known tool, an allowed role."""
     if not isinstance(caller.conversation_id, str) or not 1 <= len(caller.conversation_id) <= 128:
         raise Invalid("the caller needs a conversation id", reason="caller")
-    if caller.role not in TOOL_ROLES.get(tool, frozenset()):
-        raise Forbidden(f"role {caller.role!r} may not use {tool}")
+    if tool is None or caller.role not in tool.roles:
+        raise Forbidden(f"role {caller.role!r} may not use {name[:64]}")
     if caller.client is not None and (
         not isinstance(caller.client, str) or not 1 <= len(caller.client) <= 64 or not caller.client.isprintable()
     ):
         raise Invalid("the client key must be 1 to 64 printable characters", reason="caller")
+    return tool
 
 
 def _validate(model: type[A], raw: dict[str, Any]) -> A:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        fields = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})
-        raise Invalid(f"invalid arguments: {', '.join(fields)}", reason="arguments") from exc
+        fields_ = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})
+        raise Invalid(f"invalid arguments: {', '.join(fields_)}", reason="arguments") from exc
 
+
+# Who may call what (read-only view of the registry).
+TOOL_ROLES: Mapping[str, frozenset[Role]] = MappingProxyType({n: t.roles for n, t in Toolbox.tools().items()})
 
 __all__ = ["TOOL_ROLES", "Caller", "ServiceError", "Services", "Toolbox"]

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from tandem.db.models import Customer, PasswordResetOutbox
 from tandem.errors import Invalid, RateLimited
 from tandem.ratelimit import RateLimiter
-from tandem.services.common import normalize_email, require_aware, rowcount
+from tandem.services.common import require_aware, require_email, rowcount
 from tandem.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def request_password_reset(
     written to the outbox and the raw token handed to ``mailer``.
     """
     require_aware(now)
-    address = normalize_email(email)
+    address = require_email(email)
     window = settings.password_reset_window_seconds
     per_conversation = limiter.hit(
         f"pwreset:conv:{conversation_id}",

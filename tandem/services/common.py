@@ -1,4 +1,10 @@
-"""Small helpers shared by the services (normalisation, validation, time zones)."""
+"""Small helpers shared by the services: strict checks, matching keys, time zones, locks.
+
+The ``require_*`` functions check a value that should already be canonical (a tool argument, a
+service parameter) and raise ``Invalid`` when it is not; they do not search free text. Reading
+what a customer typed ("my email is ...", "flight 204") is the action layer's job:
+the ``parse_*`` functions of :mod:`tandem.normalize`.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ def to_local(moment: datetime, tz: str) -> datetime:
     return moment.astimezone(ZoneInfo(tz))
 
 
-def normalize_email(email: str) -> str:
+def require_email(email: str) -> str:
     """Lower-cased, trimmed, and syntactically plausible; else ``Invalid(reason="email")``."""
     value = email.strip().lower()
     if len(value) > 254 or not EMAIL_RE.match(value):
@@ -39,7 +45,7 @@ def normalize_name_for_match(name: str) -> str:
     return "".join(stripped.casefold().split())
 
 
-def clean_last_name(name: str) -> str:
+def require_last_name(name: str) -> str:
     """A last name as stored: trimmed, inner whitespace collapsed, 1..80 characters."""
     value = " ".join(name.split())
     if not value or len(value) > 80:
@@ -51,7 +57,7 @@ def normalize_reference(reference: str) -> str:
     return "".join(reference.split()).upper()
 
 
-def normalize_flight_number(flight_number: str) -> str:
+def require_flight_number(flight_number: str) -> str:
     """``"an 204"`` -> ``"AN204"``; Invalid when it is not an Andaman Air flight number."""
     value = "".join(flight_number.split()).upper()
     if not FLIGHT_NUMBER_RE.match(value):
@@ -59,13 +65,13 @@ def normalize_flight_number(flight_number: str) -> str:
     return value
 
 
-def check_cabin(cabin: str) -> str:
+def require_cabin(cabin: str) -> str:
     if cabin not in CABINS:
         raise Invalid("cabin must be economy or business", reason="cabin")
     return cabin
 
 
-def check_passengers(passengers: int, maximum: int) -> int:
+def require_passengers(passengers: int, maximum: int) -> int:
     if isinstance(passengers, bool) or not 1 <= passengers <= maximum:
         raise Invalid(f"passengers must be between 1 and {maximum}", reason="passengers")
     return passengers
@@ -97,6 +103,4 @@ def serialize_on(session: Session, *keys: str) -> None:
         return
     for key in sorted(set(keys)):
         digest = hashlib.blake2b(key.encode(), digest_size=8, person=b"tandem-lock").digest()
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(:key)"), {"key": int.from_bytes(digest, "big", signed=True)}
-        )
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int.from_bytes(digest, "big", signed=True)})

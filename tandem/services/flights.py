@@ -13,7 +13,7 @@ from tandem.airports import airport_by_code
 from tandem.clock import local_date, local_day_bounds
 from tandem.db.models import Flight
 from tandem.errors import Invalid
-from tandem.services.common import check_cabin, check_passengers, require_aware, to_local
+from tandem.services.common import require_aware, require_cabin, require_passengers, to_local
 from tandem.settings import Settings
 
 NEAREST_DATES_SPAN = 3
@@ -48,15 +48,16 @@ def search_flights(
     date: date,
     passengers: int,
     cabin: str,
-    limit: int,
+    limit: int | None = None,
     settings: Settings,
     now: datetime,
 ) -> SearchResult:
     """Bookable flights from ``origin`` to ``destination`` on the airline-local ``date``.
 
     Bookable means: not cancelled, departing after ``now``, and with at least ``passengers`` seats
-    left in ``cabin``. Options are ordered by departure; at most ``limit``. When none fits, the
-    result lists the nearest dates (within 3 days either side, not in the past) that have one.
+    left in ``cabin``. Options are ordered by departure; at most ``limit`` (None: the setting
+    ``SEARCH_MAX_OPTIONS``). When none fits, the result lists the nearest dates (within 3 days
+    either side, not in the past) that have one.
 
     Raises ``Invalid`` with reason ``unknown_airport``, ``same_airport``, ``no_route`` (no flights
     ever fly this way), ``passengers``, ``cabin`` or ``limit``.
@@ -68,8 +69,9 @@ def search_flights(
             raise Invalid(f"{code!r} is not an airport we serve", reason="unknown_airport")
     if origin == destination:
         raise Invalid("origin and destination are the same", reason="same_airport")
-    check_passengers(passengers, settings.max_passengers)
-    check_cabin(cabin)
+    require_passengers(passengers, settings.max_passengers)
+    require_cabin(cabin)
+    limit = settings.search_max_options if limit is None else limit
     if not 1 <= limit <= 50:
         raise Invalid("limit must be between 1 and 50", reason="limit")
     route_exists = session.scalar(select(exists().where(Flight.origin == origin, Flight.destination == destination)))

@@ -8,9 +8,10 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tandem.clock import local_date
 from tandem.db.models import Flight
 from tandem.errors import NotFound
-from tandem.services.common import normalize_flight_number, require_aware, to_local
+from tandem.services.common import require_aware, require_flight_number, to_local
 from tandem.settings import Settings
 
 # Later stages win: the clock can move a flight forward, never back.
@@ -32,9 +33,9 @@ class FlightStatusInfo:
 
 
 def flight_status(
-    session: Session, *, flight_number: str, date: date, now: datetime, settings: Settings
+    session: Session, *, flight_number: str, date: date | None = None, now: datetime, settings: Settings
 ) -> FlightStatusInfo:
-    """Status of ``flight_number`` on the airline-local ``date``.
+    """Status of ``flight_number`` on the airline-local ``date`` (None: the local date of ``now``).
 
     The stored status (``scheduled`` / ``delayed`` with ``delay_minutes``, ``cancelled``) is
     combined with the clock: after the estimated departure (scheduled + delay) the flight is
@@ -42,7 +43,8 @@ def flight_status(
     Unknown flight or date: ``NotFound``; malformed number: ``Invalid(reason="flight_number")``.
     """
     require_aware(now)
-    number = normalize_flight_number(flight_number)
+    number = require_flight_number(flight_number)
+    date = date or local_date(now, settings.timezone)
     flight = session.scalars(
         select(Flight).where(Flight.flight_number == number, Flight.departure_date == date)
     ).first()

@@ -39,7 +39,7 @@ import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -73,7 +73,8 @@ WINDOW = 40
 
 WRITE_TOOLS = ("create_booking", "cancel_booking")
 WRITE_ACTIONS = frozenset({"action_create_booking", "action_cancel_booking"})
-# Where a rescue may continue (actions/fallback.py RESCUE_FLOWS): flows that ask, verify and confirm.
+# Where a rescue may continue (the catalogue's flows, tandem/services/fallback/catalogue.py): flows that
+# ask, verify and confirm. Written out here on purpose: the test must not trust the catalogue it checks.
 ALLOWED_FOLLOWUPS = frozenset(
     {"flight_booking_form", "booking_lookup_form", "flight_status_form", "password_reset_form", "action_handoff"}
 )
@@ -266,9 +267,9 @@ class ServiceCalls:
 
 
 def recording_toolbox(sessions: sessionmaker[Session], settings: Settings, calls: ServiceCalls) -> Toolbox:
-    services = Services()
+    registry = Toolbox.tools()
     wrapped = {
-        name: calls.wrap(name, getattr(services, name))
+        name: calls.wrap(name, registry[name].service)
         for name in (
             "search_flights",
             "create_booking",
@@ -281,9 +282,7 @@ def recording_toolbox(sessions: sessionmaker[Session], settings: Settings, calls
             "record_rating",
         )
     }
-    return Toolbox(
-        sessions=sessions, settings=settings, limiter=InMemoryRateLimiter(), services=replace(services, **wrapped)
-    )
+    return Toolbox(sessions=sessions, settings=settings, limiter=InMemoryRateLimiter(), services=Services(**wrapped))
 
 
 def write_evidence(sessions: sessionmaker[Session]) -> dict[str, Any]:

@@ -54,6 +54,13 @@ def test_respects_limit(db: Db, flight_factory: Callable[..., int]) -> None:
     assert len(result.options) == 1
 
 
+def test_limit_defaults_to_search_max_options(db: Db) -> None:
+    day = local_date(utc_now(), db.settings.timezone) + timedelta(days=6)
+    one = db.settings.model_copy(update={"search_max_options": 1})
+    assert len(_search(db, date=day, limit=None, settings=one).options) == 1
+    assert len(_search(db, date=day, limit=None).options) == len(_search(db, date=day, limit=3).options) > 1
+
+
 def test_excludes_cancelled_full_and_departed_flights(db: Db, flight_factory: Callable[..., int]) -> None:
     now = utc_now()
     base = now + timedelta(days=40)  # beyond the seeded window: only our flights exist

@@ -76,7 +76,7 @@ def _date(text: str) -> date:
     ],
 )
 def test_normalize_city(text: str, code: str) -> None:
-    assert n.normalize_city(text) == code
+    assert n.parse_city(text) == code
 
 
 @pytest.mark.parametrize(
@@ -100,15 +100,15 @@ def test_normalize_city(text: str, code: str) -> None:
     ],
 )
 def test_normalize_city_unknown(text: str) -> None:
-    assert _reason(n.normalize_city, text) == "unknown_city"
+    assert _reason(n.parse_city, text) == "unknown_city"
 
 
 def test_normalize_city_two_airports_is_ambiguous() -> None:
-    assert _reason(n.normalize_city, "from bangkok to phuket") == "ambiguous_city"
+    assert _reason(n.parse_city, "from bangkok to phuket") == "ambiguous_city"
 
 
 def test_normalize_city_in_huge_input_uses_only_the_start() -> None:
-    assert n.normalize_city("to phuket " + "blah " * 3000) == "HKT"
+    assert n.parse_city("to phuket " + "blah " * 3000) == "HKT"
 
 
 # --------------------------------------------------------------------------- dates
@@ -324,7 +324,7 @@ def test_parse_passengers_custom_maximum() -> None:
     ],
 )
 def test_normalize_cabin(text: str, cabin: str) -> None:
-    assert n.normalize_cabin(text) == cabin
+    assert n.parse_cabin(text) == cabin
 
 
 @pytest.mark.parametrize(
@@ -343,7 +343,7 @@ def test_normalize_cabin(text: str, cabin: str) -> None:
     ],
 )
 def test_normalize_cabin_invalid(text: str, reason: str) -> None:
-    assert _reason(n.normalize_cabin, text) == reason
+    assert _reason(n.parse_cabin, text) == reason
 
 
 # --------------------------------------------------------------------------- booking reference
@@ -365,7 +365,7 @@ def test_normalize_cabin_invalid(text: str, reason: str) -> None:
     ],
 )
 def test_normalize_booking_ref(text: str, ref: str) -> None:
-    assert n.normalize_booking_ref(text) == ref
+    assert n.parse_booking_ref(text) == ref
 
 
 @pytest.mark.parametrize(
@@ -386,7 +386,7 @@ def test_normalize_booking_ref(text: str, ref: str) -> None:
     ],
 )
 def test_normalize_booking_ref_invalid(text: str) -> None:
-    assert _reason(n.normalize_booking_ref, text) == "invalid_booking_ref"
+    assert _reason(n.parse_booking_ref, text) == "invalid_booking_ref"
 
 
 # --------------------------------------------------------------------------- flight number
@@ -408,7 +408,7 @@ def test_normalize_booking_ref_invalid(text: str) -> None:
     ],
 )
 def test_normalize_flight_number(text: str, number: str) -> None:
-    assert n.normalize_flight_number(text) == number
+    assert n.parse_flight_number(text) == number
 
 
 @pytest.mark.parametrize(
@@ -416,7 +416,7 @@ def test_normalize_flight_number(text: str, number: str) -> None:
     ["", "hello", "4", "AN2", "AN12345", "12345", "TG 204", "AN 204 and AN 305", "🙂", "x" * 10_000],
 )
 def test_normalize_flight_number_invalid(text: str) -> None:
-    assert _reason(n.normalize_flight_number, text) == "invalid_flight_number"
+    assert _reason(n.parse_flight_number, text) == "invalid_flight_number"
 
 
 # --------------------------------------------------------------------------- e-mail
@@ -435,7 +435,7 @@ def test_normalize_flight_number_invalid(text: str) -> None:
     ],
 )
 def test_normalize_email(text: str, email: str) -> None:
-    assert n.normalize_email(text) == email
+    assert n.parse_email(text) == email
 
 
 @pytest.mark.parametrize(
@@ -459,7 +459,7 @@ def test_normalize_email(text: str, email: str) -> None:
     ],
 )
 def test_normalize_email_invalid(text: str) -> None:
-    assert _reason(n.normalize_email, text) == "invalid_email"
+    assert _reason(n.parse_email, text) == "invalid_email"
 
 
 # --------------------------------------------------------------------------- last name
@@ -493,7 +493,7 @@ def test_normalize_email_invalid(text: str) -> None:
     ],
 )
 def test_normalize_last_name(text: str, name: str) -> None:
-    assert n.normalize_last_name(text) == name
+    assert n.parse_last_name(text) == name
 
 
 @pytest.mark.parametrize(
@@ -501,7 +501,7 @@ def test_normalize_last_name(text: str, name: str) -> None:
     ["", "   ", "'", "Smith2", "a@b", "smith@mail.com", "Smith 🙂", "x" * 61, "x" * 10_000, "<script>", "\x00"],
 )
 def test_normalize_last_name_invalid(text: str) -> None:
-    assert _reason(n.normalize_last_name, text) == "invalid_last_name"
+    assert _reason(n.parse_last_name, text) == "invalid_last_name"
 
 
 # --------------------------------------------------------------------------- rating
@@ -594,14 +594,14 @@ def test_parse_option_last_depends_on_count() -> None:
 # --------------------------------------------------------------------------- robustness
 
 _FUNCTIONS: dict[str, Callable[[str], object]] = {
-    "city": n.normalize_city,
+    "city": n.parse_city,
     "date": _date,
     "passengers": n.parse_passengers,
-    "cabin": n.normalize_cabin,
-    "booking_ref": n.normalize_booking_ref,
-    "flight_number": n.normalize_flight_number,
-    "email": n.normalize_email,
-    "last_name": n.normalize_last_name,
+    "cabin": n.parse_cabin,
+    "booking_ref": n.parse_booking_ref,
+    "flight_number": n.parse_flight_number,
+    "email": n.parse_email,
+    "last_name": n.parse_last_name,
     "rating": n.parse_rating,
     "option": lambda text: n.parse_option(text, count=3),
 }
@@ -647,4 +647,4 @@ def test_days_back_admits_recent_past_dates_only() -> None:
     ],
 )
 def test_route_from_text(text: str, route: tuple[str | None, str | None]) -> None:
-    assert n.route_from_text(text) == route
+    assert n.parse_route(text) == route

@@ -83,3 +83,11 @@ def test_seeded_an204_has_a_status_today(db: Db, seed_now: datetime) -> None:
     info = _status(db, "AN204", clock, local_date(seed_now, db.settings.timezone))
     assert info.origin == "BKK" and info.destination == "KBV"
     assert info.status in {"scheduled", "delayed", "departed", "landed", "cancelled"}
+
+
+def test_date_defaults_to_today_in_the_airlines_time_zone(db: Db, flight_factory: Callable[..., int]) -> None:
+    flight_factory(flight_number="AN7004", departure_at=DEPARTURE)
+    late_evening = datetime(2031, 5, 9, 18, 30, tzinfo=UTC)  # 01:30 on 10 May in Bangkok, 9 May in UTC
+    with db.sessions() as s:
+        info = flight_status(s, flight_number="AN7004", now=late_evening, settings=db.settings)
+    assert info.flight_number == "AN7004" and info.status == "scheduled"
