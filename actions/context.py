@@ -2,7 +2,8 @@
 
 Both are built on first use from the environment, never at import time, and kept for the life
 of the process (they own the database engine's pool, the knowledge-base index and the model
-client). Tests replace them with :func:`use_toolbox` and :func:`use_fallback_chain`.
+client). Tests replace them with :func:`use_toolbox` and :func:`use_fallback_chain`. The
+recorder of fallback decisions writes through the toolbox's database (:func:`decision_recorder`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client import REGISTRY
 
-from tandem.services.fallback import FallbackChain
+from tandem.services.fallback import DecisionRecorder, FallbackChain
 from tandem.settings import Settings, load_settings
 from tandem.tools import Toolbox
 
@@ -24,6 +25,7 @@ class _Registry:
         self._lock = threading.Lock()
         self._toolbox: Toolbox | None = None
         self._chain: FallbackChain | None = None
+        self._recorder: DecisionRecorder | None = None
 
     def get(self) -> Toolbox:
         with self._lock:
@@ -48,6 +50,20 @@ class _Registry:
     def set_chain(self, chain: FallbackChain | None) -> None:
         with self._lock:
             self._chain = chain
+
+    def recorder(self) -> DecisionRecorder:
+        with self._lock:
+            replacement = self._recorder
+        if replacement is not None:
+            return replacement
+        # Over the toolbox's own session factory (one engine, one pool): cheap, so built per call and
+        # always in step with the current toolbox.
+        box = self.get()
+        return DecisionRecorder(box.sessions, timeout_seconds=box.settings.tool_timeout_seconds, clock=box.clock)
+
+    def set_recorder(self, recorder: DecisionRecorder | None) -> None:
+        with self._lock:
+            self._recorder = recorder
 
 
 _registry = _Registry()
@@ -81,3 +97,13 @@ def fallback_chain() -> FallbackChain:
 def use_fallback_chain(replacement: FallbackChain | None) -> None:
     """Replace the fallback chain (tests)."""
     _registry.set_chain(replacement)
+
+
+def decision_recorder() -> DecisionRecorder:
+    """Where this process records its fallback decisions (table ``fallback_decisions``)."""
+    return _registry.recorder()
+
+
+def use_decision_recorder(replacement: DecisionRecorder | None) -> None:
+    """Replace the decision recorder (tests); ``None``: record through the toolbox's database."""
+    _registry.set_recorder(replacement)

@@ -15,10 +15,13 @@ from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from tandem.services.fallback import FallbackDecision, FallbackRequest, Turn
+from tandem import conversation
+from tandem.conversation.history import history as conversation_history
+from tandem.services.fallback import FallbackDecision, FallbackRequest, Flow, Turn
+from tandem.services.fallback.catalogue import entry as intent_entry
 
-from .common import client_key, is_bot_decision
-from .context import fallback_chain, settings
+from .common import client_key
+from .context import decision_recorder, fallback_chain, settings
 
 FALLBACK_ACTION = "action_fallback"
 HISTORY_EVENTS = 30
@@ -26,60 +29,21 @@ HISTORY_EVENTS = 30
 # everything it sends or logs (the model never needs them; see FallbackRequest.known_pii).
 IDENTIFYING_SLOTS = ("last_name", "first_name", "email", "booking_ref", "phone")
 
-# What a rescued intent continues with: the same flow its rules start.
-RESCUE_FLOWS: dict[str, list[EventType]] = {
-    "book_flight": [FollowupAction("flight_booking_form")],
-    "check_booking": [SlotSet("lookup_purpose", "check"), FollowupAction("booking_lookup_form")],
-    "cancel_booking": [SlotSet("lookup_purpose", "cancel"), FollowupAction("booking_lookup_form")],
-    "flight_status": [FollowupAction("flight_status_form")],
-    "reset_password": [FollowupAction("password_reset_form")],
-    "request_human": [FollowupAction("action_handoff")],
-}
-RESCUE_RESPONSES: dict[str, str] = {
-    "ask_capabilities": "utter_capabilities",
-    "bot_challenge": "utter_iamabot",
-    "greet": "utter_greet",
-    "goodbye": "utter_goodbye",
-    "thank": "utter_youre_welcome",
-}
+
+def rescue_events(flow: Flow) -> list[EventType]:
+    """A rescued intent's flow (from the catalogue) as Rasa events: its slots, then its form or
+    action, the same flow its rules start."""
+    return [*(SlotSet(name, value) for name, value in flow.slots), FollowupAction(flow.followup)]
 
 
 def consecutive_fallbacks(tracker: Tracker) -> int:
     """How many user turns in a row, this one included, ended in the fallback."""
-    first_action_after_user: list[str | None] = []
-    for event in tracker.events:
-        if event.get("event") == "user":
-            first_action_after_user.append(None)
-        elif (
-            event.get("event") == "action"
-            and first_action_after_user
-            and first_action_after_user[-1] is None
-            and is_bot_decision(event.get("name"))
-        ):
-            first_action_after_user[-1] = event.get("name")
-    count = 0
-    for index, action in enumerate(reversed(first_action_after_user)):
-        if index == 0 and action is None:
-            count += 1  # the current turn: this action is running now
-        elif action == FALLBACK_ACTION:
-            count += 1
-        else:
-            break
-    return count
+    return conversation.consecutive_fallbacks(tracker.events, FALLBACK_ACTION)
 
 
 def history(tracker: Tracker) -> list[Turn]:
     """The turns before the current message (the chain masks PII and keeps a sliding window)."""
-    turns: list[Turn] = []
-    events = list(tracker.events)[-HISTORY_EVENTS:]
-    # The current user message is the request's text, not history.
-    last_user = max((i for i, e in enumerate(events) if e.get("event") == "user"), default=len(events))
-    for event in events[:last_user]:
-        if event.get("event") == "user" and event.get("text"):
-            turns.append(Turn("user", str(event["text"])))
-        elif event.get("event") == "bot" and event.get("text"):
-            turns.append(Turn("assistant", str(event["text"])))
-    return turns
+    return conversation_history(list(tracker.events), window=HISTORY_EVENTS)
 
 
 def known_pii(tracker: Tracker) -> list[tuple[str, str]]:
@@ -123,15 +87,17 @@ async def run_chain(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[
     """Ask the fallback chain about the latest message; send its messages; continue a rescue."""
     request = request_of(tracker)
     decision = await fallback_chain().decide(request)
+    await decision_recorder()(request, decision)  # durable, never fails the turn
     send(dispatcher, decision)
     low = request.low_confidence_turns + 1 if decision.low_confidence else 0
     events: list[EventType] = [SlotSet("low_confidence_turns", float(low))]
-    if decision.kind == "rescue" and decision.intent:
+    rescued = intent_entry(decision.intent) if decision.kind == "rescue" and decision.intent else None
+    if rescued is not None:
         # Inside a form only a request for a person changes the flow; the form keeps its slots.
-        if decision.intent in RESCUE_FLOWS and (not request.active_form or decision.intent == "request_human"):
-            events += RESCUE_FLOWS[decision.intent]
-        elif decision.intent in RESCUE_RESPONSES:
-            dispatcher.utter_message(response=RESCUE_RESPONSES[decision.intent])
+        if rescued.flow is not None and (not request.active_form or rescued.flow.interrupts_form):
+            events += rescue_events(rescued.flow)
+        elif rescued.response is not None:
+            dispatcher.utter_message(response=rescued.response)
     return events
 
 

@@ -168,7 +168,7 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
     prompt_tokens = []
     for row in rows:
         passages = chain.kb.search(row["question"], chain.config.top_k)
-        messages = build_messages(question=row["question"], passages=passages, history=HISTORY, intents=chain._choices)
+        messages = build_messages(question=row["question"], passages=passages, history=HISTORY, intents=chain.choices)
         prompt_tokens.append(estimate_message_tokens(messages))
 
     # No answer cache here: every turn goes through prompt building, budget and parsing.
