@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from tandem import conversation
 from tandem.errors import Forbidden, Unavailable
 from tandem.tools import Caller
 
@@ -49,9 +50,18 @@ def client_key(tracker: Tracker) -> str | None:
 
 
 def caller_of(tracker: Tracker) -> Caller:
-    """Who is calling the tools: the conversation's customer, and the client key when the gateway
-    sent one (limits per client: open holds, lookup failures, handoff tickets)."""
-    return Caller(conversation_id=tracker.sender_id, role="customer", client=client_key(tracker))
+    """Who is calling the tools: the conversation's customer, the client key when the gateway
+    sent one (limits per client: open holds, lookup failures, handoff tickets), the channel of the
+    latest message (the gateway's metadata, else Rasa's input channel: ``rasa shell`` is
+    ``shell``) and the turn's correlation id (audit rows, tickets and log lines carry them)."""
+    metadata = message_metadata(tracker)
+    return Caller(
+        conversation_id=tracker.sender_id,
+        role="customer",
+        client=metadata.get("client"),
+        channel=conversation.channel_name(metadata, tracker.get_latest_input_channel()),
+        correlation_id=metadata.get("correlation_id"),
+    )
 
 
 async def call_tool(dispatcher: CollectingDispatcher, call: Awaitable[T]) -> T:
@@ -100,22 +110,9 @@ def latest_intent(tracker: Tracker) -> str | None:
     return (tracker.latest_message.get("intent") or {}).get("name")
 
 
-def is_bot_decision(name: object) -> bool:
-    """An action the dialogue chose, as opposed to Rasa's bookkeeping (listening, extracting
-    slots, a form's validation)."""
-    return name not in ("action_listen", "action_extract_slots") and not str(name).startswith("validate_")
-
-
 def previous_bot_action(tracker: Tracker) -> str | None:
     """The last action the bot ran before the latest user message (bookkeeping skipped)."""
-    seen_user = False
-    for event in reversed(tracker.events):
-        if event.get("event") == "user":
-            seen_user = True
-            continue
-        if seen_user and event.get("event") == "action" and is_bot_decision(event.get("name")):
-            return str(event.get("name"))
-    return None
+    return conversation.previous_bot_action(tracker.events)
 
 
 def confirmed_after(tracker: Tracker, question_action: str) -> bool:

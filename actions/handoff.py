@@ -9,31 +9,18 @@ from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from tandem import conversation
 from tandem.errors import RateLimited
 
 from .common import ToolFailed, call_tool, caller_of, latest_intent
 from .context import toolbox
 
-TRANSCRIPT_TURNS = 40
+TRANSCRIPT_TURNS = conversation.TRANSCRIPT_TURNS
 
 
 def transcript(tracker: Tracker) -> list[dict[str, Any]]:
     """The last turns as ``{"role", "text", "at"}``: what an agent reads first."""
-    turns = []
-    for event in tracker.events:
-        if event.get("event") == "user":
-            intent = (event.get("parse_data") or {}).get("intent") or {}
-            turns.append(
-                {
-                    "role": "user",
-                    "text": event.get("text") or "",
-                    "at": event.get("timestamp"),
-                    "intent": intent.get("name"),
-                }
-            )
-        elif event.get("event") == "bot" and event.get("text"):
-            turns.append({"role": "bot", "text": event.get("text"), "at": event.get("timestamp")})
-    return turns[-TRANSCRIPT_TURNS:]
+    return conversation.transcript(tracker.events, limit=TRANSCRIPT_TURNS)
 
 
 def handoff_reason(tracker: Tracker) -> str:
@@ -45,9 +32,7 @@ def handoff_reason(tracker: Tracker) -> str:
 
 
 def summary_of(tracker: Tracker, reason: str) -> str:
-    intents = [str(t["intent"]) for t in transcript(tracker) if t["role"] == "user" and t.get("intent")]
-    topics = ", ".join(dict.fromkeys(i for i in intents if i not in ("request_human", "greet")))
-    return f"reason: {reason}; topics: {topics or 'none'}; active form: {tracker.active_loop.get('name') or 'none'}"
+    return conversation.handoff_summary(tracker.events, reason=reason, active_form=tracker.active_loop.get("name"))
 
 
 class ActionHandoff(Action):

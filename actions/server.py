@@ -13,7 +13,10 @@ the project starts its action server with this module instead:
 - ``GET /health`` stays open (it says only "ok");
 - an error inside an action answers a generic 500 body, never the exception or the request;
 - with ``ACTION_METRICS_PORT`` set, Prometheus metrics on 127.0.0.1:<port> for bearers of
-  ``ACTION_METRICS_TOKEN`` (not exposed without one).
+  ``ACTION_METRICS_TOKEN`` (not exposed without one);
+- logs are JSON lines (:mod:`tandem.logs`, as the gateway's); every line written during an action
+  call carries the turn's ``correlation_id`` from the tracker's message metadata, and each call
+  ends with one ``{"event": "action", "action", "outcome", "duration_ms"}`` line. No message text.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import argparse
 import hmac
 import logging
 import sys
+import time
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client import REGISTRY
 from rasa_sdk.endpoint import create_app
@@ -31,6 +36,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from tandem.logs import configure_json_logging, correlation_id, plausible_correlation_id
 from tandem.metrics_http import serve_metrics
 from tandem.settings import Settings, load_settings
 
@@ -44,11 +50,45 @@ def _deny(status: int, code: str) -> HTTPResponse:
     return response.json({"error": code}, status=status)
 
 
+def call_correlation_id(action_call: Any) -> str | None:
+    """The correlation id the gateway sent with the latest message (``tracker.latest_message.metadata``)."""
+    tracker = action_call.get("tracker") if isinstance(action_call, dict) else None
+    latest = tracker.get("latest_message") if isinstance(tracker, dict) else None
+    metadata = latest.get("metadata") if isinstance(latest, dict) else None
+    return plausible_correlation_id(metadata.get("correlation_id")) if isinstance(metadata, dict) else None
+
+
+class CorrelatedExecutor(ActionExecutor):
+    """rasa-sdk's executor, with the call's correlation id in the logging context while it runs."""
+
+    async def run(self, action_call: Any, *args: Any, **kwargs: Any) -> Any:
+        token = correlation_id.set(call_correlation_id(action_call))
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return await super().run(action_call, *args, **kwargs)
+        except BaseException as error:
+            outcome = type(error).__name__
+            raise
+        finally:
+            name = action_call.get("next_action") if isinstance(action_call, dict) else None
+            logger.info(
+                "action call",
+                extra={
+                    "event": "action",
+                    "action": name if isinstance(name, str) else None,
+                    "outcome": outcome,
+                    "duration_ms": int((time.perf_counter() - started) * 1000),
+                },
+            )
+            correlation_id.reset(token)
+
+
 def build_app(token: str, *, package: str = "actions") -> Sanic:
     """rasa-sdk's app for ``package``'s actions, behind the token check."""
     if len(token) < MIN_TOKEN_CHARS:
         raise ValueError(f"ACTION_SERVER_TOKEN must have {MIN_TOKEN_CHARS}+ characters")
-    executor = ActionExecutor()
+    executor = CorrelatedExecutor()
     executor.register_package(package)
     app = create_app(executor, cors_origins=None)
     expected = f"Bearer {token}".encode()
@@ -98,7 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="port (default ACTION_PORT, 5055)")
     args = parser.parse_args(argv)
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_json_logging(settings.log_level)
+    logging.captureWarnings(True)  # rasa-sdk's version warning, too, as a JSON line
     token = settings.action_server_token.get_secret_value() if settings.action_server_token else ""
     if len(token) < MIN_TOKEN_CHARS:
         logger.error("ACTION_SERVER_TOKEN is not set (16+ characters): refusing to start an open action server")

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -46,6 +47,8 @@ BOOKING_STATUSES = ("held", "confirmed", "cancelled", "cancellation_pending")
 TICKET_STATUSES = ("open", "assigned", "closed")
 TICKET_KINDS = ("handoff", "refund_approval")
 LOOKUP_SCOPES = ("reference", "client", "conversation")
+FALLBACK_KINDS = ("rescue", "answer", "form_answer", "clarify", "refuse", "handoff", "degraded")
+FALLBACK_MODES = ("llm", "retrieval")
 
 # Deterministic constraint names: migrations (and downgrades) can refer to them on both backends.
 NAMING_CONVENTION = {
@@ -230,6 +233,8 @@ class Ticket(Base):
     summary: Mapped[str] = mapped_column(Text)
     booking_reference: Mapped[str | None] = mapped_column(String(6), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Where the customer asked (``website``, ``slack``, ``shell`` ...; 0003): an agent answers there.
+    channel: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class Rating(Base):
@@ -276,3 +281,42 @@ class AuditLog(Base):
     arguments: Mapped[dict[str, Any]] = mapped_column(JSONType)
     outcome: Mapped[str] = mapped_column(String(64))
     duration_ms: Mapped[int] = mapped_column(Integer)
+    # Where the call came from (0003): the caller's channel and the turn's correlation id (the
+    # gateway's opaque turn id, also in the JSON log lines of the gateway and the action server).
+    channel: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    correlation_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+
+
+class FallbackDecisionRecord(Base):
+    """One decision of the fallback chain (0004): why the bot answered as it did, for analytics.
+
+    Codes and numbers only, never the customer's text or the bot's: ``kind`` and ``reason`` (the
+    chain's stage and machine-readable cause), ``mode`` (``llm`` or ``retrieval``), the model's
+    ``confidence``, the rescued ``intent``, the knowledge-base passage ids in ``sources``, tokens
+    and model latency, whether the reply came from the cache or was degraded, and ``detail``
+    (the decision's meta codes, e.g. which budget refused). ``client_key`` is the gateway's opaque
+    client key, when there was one. Written by :func:`tandem.services.fallback.record.record_decision`.
+    """
+
+    __tablename__ = "fallback_decisions"
+    __table_args__ = (
+        CheckConstraint(_in("kind", FALLBACK_KINDS), name="kind_known"),
+        CheckConstraint(_in("mode", FALLBACK_MODES), name="mode_known"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    conversation_id: Mapped[str] = mapped_column(String(128), index=True)
+    client_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(16))
+    intent: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    sources: Mapped[list[str]] = mapped_column(JSONType)
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    model_latency_ms: Mapped[int] = mapped_column(Integer)
+    cached: Mapped[bool] = mapped_column(Boolean)
+    degraded: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[dict[str, str]] = mapped_column(JSONType)

@@ -12,33 +12,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-MAX_BUTTONS = 12
+from tandem.conversation import MAX_BUTTONS, ConversationTurn, parse_buttons, parse_custom, turns
+from tandem.conversation import offered_payloads as offered_since_last_user
+
+__all__ = ["MAX_BUTTONS", "bot_message", "history_from_tracker", "offered_payloads", "turn_from_tracker"]
 
 
 def _iso(timestamp: float | None) -> str:
     moment = datetime.fromtimestamp(timestamp, UTC) if timestamp else datetime.now(UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _buttons(raw: Any) -> list[dict[str, str]]:
-    buttons: list[dict[str, str]] = []
-    if not isinstance(raw, list):
-        return buttons
-    for button in raw[:MAX_BUTTONS]:
-        if isinstance(button, dict) and isinstance(button.get("payload"), str):
-            title = button.get("title")
-            payload = button["payload"]
-            buttons.append({"title": str(title if title is not None else payload), "payload": payload})
-    return buttons
-
-
-def _custom(raw: dict[str, Any]) -> dict[str, Any] | None:
-    custom = raw.get("custom")
-    if isinstance(custom, dict):
-        return custom
-    if custom is not None:
-        return {"value": custom}
-    return None
 
 
 def bot_message(raw: dict[str, Any], *, message_id: str, timestamp: float | None = None) -> dict[str, Any]:
@@ -48,9 +30,9 @@ def bot_message(raw: dict[str, Any], *, message_id: str, timestamp: float | None
         "id": message_id,
         "role": "bot",
         "text": raw.get("text") if isinstance(raw.get("text"), str) else None,
-        "buttons": _buttons(raw.get("buttons")),
+        "buttons": [button.as_dict() for button in parse_buttons(raw.get("buttons"))],
         "image": image if isinstance(image, str) else None,
-        "custom": _custom(raw),
+        "custom": parse_custom(raw),
         "payload": None,
         "timestamp": _iso(timestamp),
     }
@@ -60,48 +42,41 @@ def offered_payloads(messages: list[dict[str, Any]]) -> set[str]:
     return {b["payload"] for m in messages for b in m.get("buttons", [])}
 
 
+def _turn_message(turn: ConversationTurn, titles: dict[str, str]) -> dict[str, Any]:
+    """A turn in the documented shape; an agent's message is a ``bot`` message (``custom.agent_name`` labels it)."""
+    message_id = f"e{turn.index}"
+    if turn.role != "user":
+        return bot_message(dict(turn.data), message_id=message_id, timestamp=turn.timestamp)
+    text = turn.text or ""
+    return {
+        "id": message_id,
+        "role": "user",
+        "text": titles.get(text, text) if turn.payload else text,
+        "payload": turn.payload,
+        "buttons": [],
+        "image": None,
+        "custom": None,
+        "timestamp": _iso(turn.timestamp),
+    }
+
+
 def history_from_tracker(tracker: dict[str, Any]) -> tuple[list[dict[str, Any]], set[str]]:
     """The visible conversation, and the payloads offered by the bot since the visitor's last message.
 
     A button click is stored by Rasa as its payload (``/inform{...}``); it is shown with the title of
     the button that offered it, as the visitor saw it.
     """
+    conversation = turns(tracker.get("events") or [])
     messages: list[dict[str, Any]] = []
     titles: dict[str, str] = {}
-    offered: set[str] = set()
-    for index, event in enumerate(tracker.get("events") or []):
-        if not isinstance(event, dict):
+    for turn in conversation:
+        if turn.role == "user" and turn.text is None:
             continue
-        kind = event.get("event")
-        if kind == "user":
-            text = event.get("text")
-            if not isinstance(text, str):
-                continue
-            shown = titles.get(text, text) if text.startswith("/") else text
-            messages.append(
-                {
-                    "id": f"e{index}",
-                    "role": "user",
-                    "text": shown,
-                    "payload": text if text.startswith("/") else None,
-                    "buttons": [],
-                    "image": None,
-                    "custom": None,
-                    "timestamp": _iso(event.get("timestamp")),
-                }
-            )
-            offered = set()
-        elif kind == "bot":
-            data = event.get("data") or {}
-            raw = {**(data if isinstance(data, dict) else {}), "text": event.get("text")}
-            message = bot_message(raw, message_id=f"e{index}", timestamp=event.get("timestamp"))
-            if not (message["text"] or message["buttons"] or message["image"] or message["custom"]):
-                continue
-            for button in message["buttons"]:
-                titles[button["payload"]] = button["title"]
-                offered.add(button["payload"])
-            messages.append(message)
-    return messages, offered
+        if turn.role != "user" and not turn.has_content:
+            continue
+        messages.append(_turn_message(turn, titles))
+        titles.update((button.payload, button.title) for button in turn.buttons)
+    return messages, offered_since_last_user(conversation)
 
 
 def turn_from_tracker(tracker: dict[str, Any], correlation_id: str) -> list[dict[str, Any]] | None:
@@ -111,26 +86,17 @@ def turn_from_tracker(tracker: dict[str, Any], correlation_id: str) -> list[dict
     gave up waiting for (a timeout) but Rasa finished, so that a retry gets its answer instead of
     sending the message a second time.
     """
-    events = [e for e in tracker.get("events") or [] if isinstance(e, dict)]
-    start = None
-    for index, event in enumerate(events):
-        metadata = event.get("metadata")
-        if (
-            event.get("event") == "user"
-            and isinstance(metadata, dict)
-            and metadata.get("correlation_id") == correlation_id
-        ):
-            start = index
-            break
+    conversation = turns(tracker.get("events") or [])
+    start = next(
+        (i for i, t in enumerate(conversation) if t.role == "user" and t.correlation_id == correlation_id), None
+    )
     if start is None:
         return None
     replies: list[dict[str, Any]] = []
-    for event in events[start + 1 :]:
-        if event.get("event") == "user":
+    for turn in conversation[start + 1 :]:
+        if turn.role == "user":
             break
-        if event.get("event") == "bot":
-            data = event.get("data") or {}
-            raw = {**(data if isinstance(data, dict) else {}), "text": event.get("text")}
-            if raw.get("text") or raw.get("buttons") or raw.get("image") or raw.get("custom"):
-                replies.append(raw)
+        raw = dict(turn.data)
+        if raw.get("text") or raw.get("buttons") or raw.get("image") or raw.get("custom"):
+            replies.append(raw)
     return replies

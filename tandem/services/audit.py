@@ -76,8 +76,14 @@ def record(
     outcome: str,
     duration_ms: int,
     at: datetime,
+    channel: str | None = None,
+    correlation_id: str | None = None,
 ) -> int:
-    """Write one audit row; ``arguments`` are masked here, so callers pass them as received."""
+    """Write one audit row; ``arguments`` are masked here, so callers pass them as received.
+
+    ``channel`` and ``correlation_id`` say where the call came from (the caller's channel, the
+    gateway's turn id); None when unknown (scripts, tests, rows written outside a turn).
+    """
     require_aware(at)
     row = AuditLog(
         at=at,
@@ -87,6 +93,8 @@ def record(
         arguments=mask_arguments(arguments),
         outcome=outcome[:64],
         duration_ms=max(0, duration_ms),
+        channel=channel[:32] if channel else None,
+        correlation_id=correlation_id[:64] if correlation_id else None,
     )
     session.add(row)
     session.flush()

@@ -45,13 +45,13 @@ from sqlalchemy.orm import Session
 from tandem.db.models import Booking, Flight, Ticket
 from tandem.errors import Conflict, NotFound
 from tandem.services.common import (
-    check_cabin,
-    check_passengers,
-    clean_last_name,
-    normalize_email,
     normalize_name_for_match,
     normalize_reference,
     require_aware,
+    require_cabin,
+    require_email,
+    require_last_name,
+    require_passengers,
     rowcount,
     serialize_on,
     to_local,
@@ -182,10 +182,10 @@ def create_booking(
     transaction must roll back on the exception (every caller's ``with sessions.begin()`` does).
     """
     require_aware(now)
-    check_passengers(passengers, settings.max_passengers)
-    check_cabin(cabin)
-    stored_last_name = clean_last_name(last_name)
-    contact = normalize_email(email)
+    require_passengers(passengers, settings.max_passengers)
+    require_cabin(cabin)
+    stored_last_name = require_last_name(last_name)
+    contact = require_email(email)
     scopes = _hold_scopes(contact, conversation_id, client_key)
     # Before the seat UPDATE, always in this order: limits of one e-mail/client/conversation are
     # counted by one transaction at a time (the flight row lock alone covers only this flight).
@@ -350,14 +350,15 @@ def cancel_booking(
     settings: Settings,
     now: datetime,
     conversation_id: str,
+    channel: str | None = None,
 ) -> CancellationResult:
     """Cancel a booking, or ask an agent to approve its refund when that is above the threshold.
 
     At or below ``settings.refund_approval_threshold``: the booking is ``cancelled``, its seats go
     back on sale and the refund is recorded (status ``"cancelled"``). Above it: the booking becomes
     ``cancellation_pending`` and a ``refund_approval`` ticket is opened (status
-    ``"pending_approval"``, ``ticket_id`` set); the seats stay held until an agent decides.
-    Errors as :func:`quote_cancellation`.
+    ``"pending_approval"``, ``ticket_id`` set, the ticket records the ``channel`` the customer
+    asked on); the seats stay held until an agent decides. Errors as :func:`quote_cancellation`.
     """
     require_aware(now)
     booking, flight = _verified_booking(session, reference=reference, last_name=last_name, for_update=True)
@@ -392,6 +393,7 @@ def cancel_booking(
             ),
             booking_reference=booking.reference,
             created_at=now,
+            channel=channel[:32] if channel else None,
         )
         session.add(ticket)
         session.flush()

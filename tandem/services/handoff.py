@@ -47,12 +47,15 @@ def create_handoff(
     settings: Settings,
     limiter: RateLimiter,
     client: str | None = None,
+    channel: str | None = None,
 ) -> HandoffTicket:
     """The conversation's open ``handoff`` ticket, or a new one.
 
     Only the last :data:`MAX_TRANSCRIPT_EVENTS` transcript entries are kept: an agent reads the
     recent conversation, and the row stays small. ``reason`` must be 1..200 characters. A new
     ticket beyond the hourly limits is ``RateLimited``; returning the open one is never limited.
+    ``channel`` (``website``, ``slack`` ...) is stored on a new ticket; an open ticket found again
+    keeps the channel it was opened on (or takes this one when it had none).
     """
     require_aware(now)
     reason = reason.strip()
@@ -69,6 +72,7 @@ def create_handoff(
     ).first()
     if existing is not None:
         existing.transcript, existing.slots, existing.summary = kept, slots, summary
+        existing.channel = existing.channel or _channel(channel)
         session.flush()
         return HandoffTicket(ticket_id=existing.id, created=False)
 
@@ -93,7 +97,13 @@ def create_handoff(
         summary=summary,
         booking_reference=None,
         created_at=now,
+        channel=_channel(channel),
     )
     session.add(ticket)
     session.flush()
     return HandoffTicket(ticket_id=ticket.id, created=True)
+
+
+def _channel(channel: str | None) -> str | None:
+    """The ticket column's form of a channel name (at most 32 characters; empty is unknown)."""
+    return channel[:32] if channel else None

@@ -39,6 +39,9 @@ class LookupAttempt:
     reference: str
     conversation_id: str
     client: str | None = None
+    # Where the attempt came from, for its audit rows (not counted by).
+    channel: str | None = None
+    correlation_id: str | None = None
 
     def scopes(self, settings: Settings) -> list[tuple[str, str, int]]:
         """``(scope, subject, maximum failures)`` for every scope this attempt is counted in."""
@@ -104,6 +107,8 @@ def record_failure(
         outcome="NotFound",
         duration_ms=0,
         at=now,
+        channel=attempt.channel,
+        correlation_id=attempt.correlation_id,
     )
     locked: list[str] = []
     for scope, subject, limit in scopes:
@@ -129,5 +134,7 @@ def record_failure(
                 outcome="locked",
                 duration_ms=0,
                 at=now,
+                channel=attempt.channel,
+                correlation_id=attempt.correlation_id,
             )
     return locked

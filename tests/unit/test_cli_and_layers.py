@@ -63,8 +63,8 @@ def _imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("folder", ["services", "db"])
 def test_lower_layers_do_not_import_upper_ones(folder: str) -> None:
-    forbidden = ("rasa", "rasa_sdk", "actions", "tandem.tools", "tandem.cli")
-    files = sorted((PACKAGE / folder).glob("*.py"))
+    forbidden = ("rasa", "rasa_sdk", "actions", "tandem.tools", "tandem.tool_registry", "tandem.cli")
+    files = sorted((PACKAGE / folder).rglob("*.py"))  # packages too (services/fallback/)
     assert files
     for path in files:
         bad = {n for n in _imports(path) if n.split(".")[0] in forbidden or n in forbidden}
@@ -73,9 +73,9 @@ def test_lower_layers_do_not_import_upper_ones(folder: str) -> None:
 
 def test_no_print_in_my_modules() -> None:
     modules = [
-        *PACKAGE.glob("services/*.py"),
+        *PACKAGE.rglob("services/**/*.py"),
         *PACKAGE.glob("db/*.py"),
-        *(PACKAGE / name for name in ("tools.py", "cli.py", "seed.py", "ratelimit.py", "clock.py")),
+        *(PACKAGE / name for name in ("tools.py", "tool_registry.py", "cli.py", "seed.py", "ratelimit.py", "clock.py")),
     ]
     for path in modules:
         calls = [
@@ -112,6 +112,38 @@ def test_actions_reach_data_only_through_the_toolbox() -> None:
     for path in files:
         bad = {n for n in _imports(path) if any(n == f or n.startswith(f + ".") for f in forbidden)}
         assert not bad, f"actions/{path.name} imports {bad}"
+
+
+# Who reads conversations through tandem.conversation, and what it may import itself: the
+# standard library, its own modules and (history.py only: the fallback chain's turns) tandem.llm.
+CONVERSATION_READERS = ("actions/common.py", "actions/handoff.py", "actions/fallback.py", "tandem/gateway/messages.py")
+CONVERSATION_MAY_IMPORT = {"history.py": ("tandem.conversation", "tandem.llm")}
+
+
+def test_conversation_model_is_rasa_free_and_used_by_every_walker() -> None:
+    """tracker events → turns is written once: no Rasa, no upper layer, no database or network
+    in ``tandem/conversation``; the actions and the gateway read trackers through it."""
+    files = sorted((PACKAGE / "conversation").glob("*.py"))
+    assert len(files) >= 5
+    for path in files:
+        allowed = CONVERSATION_MAY_IMPORT.get(path.name, ("tandem.conversation",))
+        for name in _imports(path):
+            top = name.split(".")[0]
+            assert top not in ("rasa", "rasa_sdk", "actions", "sanic", "sqlalchemy", "httpx", "redis"), (path, name)
+            if top == "tandem":
+                assert any(name == a or name.startswith(a + ".") for a in allowed), f"{path.name} imports {name}"
+    for reader in CONVERSATION_READERS:
+        assert _imports_conversation(PACKAGE.parent / reader), reader
+
+
+def _imports_conversation(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.startswith("tandem.conversation"):
+                return True
+            if node.module == "tandem" and any(alias.name == "conversation" for alias in node.names):
+                return True
+    return False
 
 
 def test_nlu_component_layers() -> None:

@@ -32,6 +32,7 @@ EXPECTED_TABLES = {
     "ratings",
     "audit_log",
     "lookup_failures",
+    "fallback_decisions",
     "alembic_version",
 }
 
