@@ -22,8 +22,11 @@ train: install  ## train the model if config, domain or data changed (FORCE=1 to
 test:  ## the whole suite: lint, unit, integration (PostgreSQL, Redis), Rasa validation, e2e
 	@bash scripts/test.sh
 
-lint: install  ## ruff
-	@.venv/bin/ruff check actions tandem tandem_nlu tandem_rasa tests benchmarks
+lint: install  ## ruff (check and format) and mypy (strict for tandem/)
+	@.venv/bin/ruff check actions tandem tandem_nlu tandem_rasa tests benchmarks scripts
+	@.venv/bin/ruff format --check actions tandem tandem_nlu tandem_rasa tests benchmarks scripts
+	@.venv/bin/mypy --strict tandem
+	@.venv/bin/mypy actions tandem_rasa
 
 validate: install  ## rasa data validate
 	@.venv-rasa/bin/rasa data validate --config config.yml --domain domain.yml --data data

@@ -30,12 +30,16 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "work" / "nlu_baseline"
 RESULTS = ROOT / "benchmarks" / "results" / "nlu_baseline.json"
 RASA = str(Path(sys.executable).parent / "rasa")
-ENV = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "3",
-       "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
-       # the custom NLU component (tandem_nlu) is imported from the project root
-       "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-       # a cache of its own, emptied per run: training times are never cache hits
-       "RASA_CACHE_DIRECTORY": str(WORK / "rasa-cache")}
+ENV = {
+    **os.environ,
+    "RASA_TELEMETRY_ENABLED": "false",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+    # the custom NLU component (tandem_nlu) is imported from the project root
+    "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    # a cache of its own, emptied per run: training times are never cache hits
+    "RASA_CACHE_DIRECTORY": str(WORK / "rasa-cache"),
+}
 
 
 ENTITY_EXTRACTORS = ("CRFEntityExtractor", "DIETClassifier")
@@ -57,8 +61,12 @@ def split(seed: int) -> tuple[Path, Path, dict[str, int]]:
     train_path, test_path = WORK / "train.yml", WORK / "test.yml"
     train.persist_nlu(str(train_path))
     test.persist_nlu(str(test_path))
-    counts = {"examples": len(data.intent_examples), "train": len(train.intent_examples),
-              "test": len(test.intent_examples), "intents": len(data.intents)}
+    counts = {
+        "examples": len(data.intent_examples),
+        "train": len(train.intent_examples),
+        "test": len(test.intent_examples),
+        "intents": len(data.intents),
+    }
     return train_path, test_path, counts
 
 
@@ -100,13 +108,27 @@ def main() -> None:
     shutil.rmtree(WORK / "rasa-cache", ignore_errors=True)
     train_path, test_path, counts = split(args.seed)
     models = WORK / "models"
-    nlu_seconds = run([RASA, "train", "nlu", "--config", args.config, "--nlu", str(train_path), "--domain",
-                       "domain.yml", "--out", str(models), "--fixed-model-name", "split"])
+    nlu_seconds = run(
+        [
+            RASA,
+            "train",
+            "nlu",
+            "--config",
+            args.config,
+            "--nlu",
+            str(train_path),
+            "--domain",
+            "domain.yml",
+            "--out",
+            str(models),
+            "--fixed-model-name",
+            "split",
+        ]
+    )
     model = models / "split.tar.gz"
     report = WORK / "report"
     shutil.rmtree(report, ignore_errors=True)  # no report of an earlier run's extractor is read
-    run([RASA, "test", "nlu", "--model", str(model), "--nlu", str(test_path), "--out", str(report),
-         "--no-plot"])
+    run([RASA, "test", "nlu", "--model", str(model), "--nlu", str(test_path), "--out", str(report), "--no-plot"])
     intents = json.loads((report / "intent_report.json").read_text())
     # the trained entity extractor's report (DIETClassifier or CRFEntityExtractor; not the regexes)
     extractor = next(name for name in ENTITY_EXTRACTORS if (report / f"{name}_report.json").exists())
@@ -142,8 +164,25 @@ def main() -> None:
     if args.full:
         full_models = WORK / "full"
         result["full_training_seconds"] = round(
-            run([RASA, "train", "--force", "--config", args.config, "--domain", "domain.yml", "--data", "data",
-                 "--out", str(full_models), "--fixed-model-name", "full"]), 1)
+            run(
+                [
+                    RASA,
+                    "train",
+                    "--force",
+                    "--config",
+                    args.config,
+                    "--domain",
+                    "domain.yml",
+                    "--data",
+                    "data",
+                    "--out",
+                    str(full_models),
+                    "--fixed-model-name",
+                    "full",
+                ]
+            ),
+            1,
+        )
         result["full_model_mb"] = round((full_models / "full.tar.gz").stat().st_size / 1e6, 1)
     result["peak_rss_mb_of_this_process"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     args.results.parent.mkdir(parents=True, exist_ok=True)

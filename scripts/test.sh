@@ -5,8 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . scripts/env.sh
-echo "==> lint (ruff)"
-.venv/bin/ruff check actions tandem tandem_nlu tandem_rasa tests benchmarks
+echo "==> lint (ruff check, ruff format --check)"
+.venv/bin/ruff check actions tandem tandem_nlu tandem_rasa tests benchmarks scripts
+.venv/bin/ruff format --check actions tandem tandem_nlu tandem_rasa tests benchmarks scripts
+echo "==> types (mypy: strict for tandem/, checked for actions/ and tandem_rasa/)"
+.venv/bin/mypy --strict tandem
+.venv/bin/mypy actions tandem_rasa
 bash scripts/ensure_chromium.sh
 bash scripts/train.sh
 echo "==> pytest"

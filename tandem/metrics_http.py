@@ -28,8 +28,9 @@ def guarded(app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]], tok
     def guarded_app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         given = str(environ.get("HTTP_AUTHORIZATION", "")).encode("utf-8", "replace")
         if not hmac.compare_digest(given, expected):
-            start_response("401 Unauthorized", [("Content-Type", "text/plain; charset=utf-8"),
-                                                 ("WWW-Authenticate", "Bearer")])
+            start_response(
+                "401 Unauthorized", [("Content-Type", "text/plain; charset=utf-8"), ("WWW-Authenticate", "Bearer")]
+            )
             return [b"a metrics token is required\n"]
         return app(environ, start_response)
 

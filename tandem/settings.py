@@ -36,9 +36,7 @@ class Settings(BaseSettings):
     max_passengers: int = Field(default=9, ge=1, le=9, alias="MAX_PASSENGERS")
     # Refunds above this amount (in CURRENCY) need an agent's approval.
     refund_approval_threshold: Decimal = Field(default=Decimal("20000"), ge=0, alias="REFUND_APPROVAL_THRESHOLD")
-    payment_link_base: str = Field(
-        default="https://pay.andaman-air.example/checkout/", alias="PAYMENT_LINK_BASE"
-    )
+    payment_link_base: str = Field(default="https://pay.andaman-air.example/checkout/", alias="PAYMENT_LINK_BASE")
     hold_minutes: int = Field(default=30, ge=5, le=1440, alias="BOOKING_HOLD_MINUTES")
     # Unpaid holds block seats for everyone else (issue 10, finding 2). Open holds (held, not
     # expired) per conversation / e-mail / client key (the gateway's), and the share of what a
@@ -63,9 +61,7 @@ class Settings(BaseSettings):
 
     password_reset_ttl_minutes: int = Field(default=30, ge=5, le=1440, alias="PASSWORD_RESET_TTL_MINUTES")
     password_reset_limit_per_email: int = Field(default=3, ge=1, alias="PASSWORD_RESET_LIMIT_PER_EMAIL")
-    password_reset_limit_per_conversation: int = Field(
-        default=5, ge=1, alias="PASSWORD_RESET_LIMIT_PER_CONVERSATION"
-    )
+    password_reset_limit_per_conversation: int = Field(default=5, ge=1, alias="PASSWORD_RESET_LIMIT_PER_CONVERSATION")
     password_reset_window_seconds: int = Field(default=3600, ge=60, alias="PASSWORD_RESET_WINDOW_SECONDS")
 
     # A FAQ answer is given only when the response selector is this sure; below it the question
@@ -120,9 +116,7 @@ class Settings(BaseSettings):
     llm_price_prompt_per_1k: Decimal = Field(default=Decimal("0"), ge=0, alias="LLM_PRICE_PROMPT_PER_1K")
     llm_price_completion_per_1k: Decimal = Field(default=Decimal("0"), ge=0, alias="LLM_PRICE_COMPLETION_PER_1K")
     llm_price_currency: str = Field(default="USD", alias="LLM_PRICE_CURRENCY")
-    llm_budget_tokens_per_conversation: int = Field(
-        default=20000, ge=0, alias="LLM_BUDGET_TOKENS_PER_CONVERSATION"
-    )
+    llm_budget_tokens_per_conversation: int = Field(default=20000, ge=0, alias="LLM_BUDGET_TOKENS_PER_CONVERSATION")
     llm_budget_tokens_per_day: int = Field(default=2_000_000, ge=0, alias="LLM_BUDGET_TOKENS_PER_DAY")
     # Per gateway client key and UTC day: 2 % of the default daily budget (about 25-40 model
     # turns), so one address opening conversation after conversation cannot empty the day.
@@ -153,6 +147,7 @@ class Settings(BaseSettings):
         """LLM_API_KEY, else OPENAI_API_KEY, else None (local servers need no key)."""
         key = self.llm_api_key or self.openai_api_key
         return key.get_secret_value() if key else None
+
     # --- end of the LLM fallback chain block ------------------------------------------------------
 
     # ==== website channel gateway (tandem/gateway, issue 4) — begin ===============================
@@ -175,9 +170,7 @@ class Settings(BaseSettings):
     gateway_rate_limit_session: str = Field(default="20/minute", alias="GATEWAY_RATE_LIMIT_SESSION")
     gateway_rate_limit_address: str = Field(default="120/minute", alias="GATEWAY_RATE_LIMIT_ADDRESS")
     # The hourly cap keeps new sessions from multiplying the per-conversation budgets (issue 10).
-    gateway_rate_limit_new_session: str = Field(
-        default="10/minute;60/hour", alias="GATEWAY_RATE_LIMIT_NEW_SESSION"
-    )
+    gateway_rate_limit_new_session: str = Field(default="10/minute;60/hour", alias="GATEWAY_RATE_LIMIT_NEW_SESSION")
     # Comma-separated proxy addresses whose X-Forwarded-For is trusted for the client address.
     gateway_trusted_proxies: str = Field(default="", alias="GATEWAY_TRUSTED_PROXIES")
     # When set, /metrics and /readyz's details need "Authorization: Bearer <token>"; required in production.

@@ -279,9 +279,7 @@ class Predictor:
     def __init__(self, model: MiniLMClassifier):
         self._model = model
 
-        @tf.function(
-            input_signature=[tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None, None), tf.int32)]
-        )
+        @tf.function(input_signature=[tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None, None), tf.int32)])
         def probs(ids, mask):
             return tf.nn.softmax(model(ids, mask, training=False), axis=-1)
 

@@ -72,9 +72,7 @@ class GatewayInput(InputChannel):
 
     def __init__(self, token: str) -> None:
         if not token or len(token) < MIN_TOKEN_CHARS:
-            raise ValueError(
-                f"the gateway channel needs a token of {MIN_TOKEN_CHARS}+ characters (RASA_API_TOKEN)"
-            )
+            raise ValueError(f"the gateway channel needs a token of {MIN_TOKEN_CHARS}+ characters (RASA_API_TOKEN)")
         self._token = token
 
     @classmethod

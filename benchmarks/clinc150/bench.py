@@ -109,8 +109,19 @@ def train(name: str) -> dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     log = WORK / "logs" / f"train-{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = [RASA, "train", "nlu", "--config", str(config), "--nlu", str(data),
-               "--out", str(out.parent), "--fixed-model-name", name]
+    command = [
+        RASA,
+        "train",
+        "nlu",
+        "--config",
+        str(config),
+        "--nlu",
+        str(data),
+        "--out",
+        str(out.parent),
+        "--fixed-model-name",
+        name,
+    ]
     started = time.perf_counter()
     with log.open("w") as sink:
         proc = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=sink, stderr=subprocess.STDOUT)
@@ -172,16 +183,27 @@ def epoch_curve(epochs: int, with_oos: bool) -> dict[str, Any]:
             top = np.argsort(-row)[:2]
             rows.append({"gold": gold, "ranking": [[labels[i], float(row[i])] for i in top]})
         tuned = tune(rows)
-        curve.append({"epoch": epoch, "tuned": tuned, "auroc_in_scope": round(auroc(rows), 4),
-                      "at_0.5": score(rows, 0.5, 0.0)})
+        curve.append(
+            {"epoch": epoch, "tuned": tuned, "auroc_in_scope": round(auroc(rows), 4), "at_0.5": score(rows, 0.5, 0.0)}
+        )
         print(json.dumps(curve[-1]), flush=True)
 
     started = time.perf_counter()
-    history = fine_tune(model, tokens.encode([t for t, _ in train_items]),
-                        np.array([index[i] for _, i in train_items], dtype=np.int32),
-                        TrainingOptions(epochs=epochs, log=print), on_epoch_end=after_epoch)
-    result = {"epochs": epochs, "with_oos_intent": with_oos, "history": history, "curve": curve,
-              "seconds_including_evaluation": round(time.perf_counter() - started, 1), "machine": machine()}
+    history = fine_tune(
+        model,
+        tokens.encode([t for t, _ in train_items]),
+        np.array([index[i] for _, i in train_items], dtype=np.int32),
+        TrainingOptions(epochs=epochs, log=print),
+        on_epoch_end=after_epoch,
+    )
+    result = {
+        "epochs": epochs,
+        "with_oos_intent": with_oos,
+        "history": history,
+        "curve": curve,
+        "seconds_including_evaluation": round(time.perf_counter() - started, 1),
+        "machine": machine(),
+    }
     write_json(RESULTS / f"minilm{'+oos' if with_oos else ''}--epochs.json", result)
     return result
 
@@ -212,16 +234,29 @@ def evaluate(name: str, test_path: Path) -> Path:
     rows = []
     for (_text, gold), parsed in zip(items, parses, strict=True):
         ranking = [r for r in parsed.get("intent_ranking", []) if r["name"] != FALLBACK][:3]
-        rows.append({"gold": gold, "ranking": [[r["name"], round(float(r["confidence"]), 6)] for r in ranking],
-                     "parsed": (parsed.get("intent") or {}).get("name")})
+        rows.append(
+            {
+                "gold": gold,
+                "ranking": [[r["name"], round(float(r["confidence"]), 6)] for r in ranking],
+                "parsed": (parsed.get("intent") or {}).get("name"),
+            }
+        )
     out = WORK / "predictions" / f"{name}--{test_path.stem}.json"
-    write_json(out, {
-        "pipeline": name, "file": str(test_path), "split": ins_key, "rows": rows,
-        "latency_ms": {"p50": round(float(np.percentile(latencies, 50)), 2),
-                       "p95": round(float(np.percentile(latencies, 95)), 2),
-                       "mean": round(float(np.mean(latencies)), 2)},
-        "eval_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    })
+    write_json(
+        out,
+        {
+            "pipeline": name,
+            "file": str(test_path),
+            "split": ins_key,
+            "rows": rows,
+            "latency_ms": {
+                "p50": round(float(np.percentile(latencies, 50)), 2),
+                "p95": round(float(np.percentile(latencies, 95)), 2),
+                "mean": round(float(np.mean(latencies)), 2),
+            },
+            "eval_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        },
+    )
     print(f"{name}: parsed {len(rows)} utterances of {test_path.name} → {out.relative_to(ROOT)}")
     return out
 
@@ -303,8 +338,11 @@ def summarise(name: str, prediction_file: Path, tuned: dict[str, float] | None) 
         "auroc_in_scope": round(auroc(rows), 4),
         "parse_latency_ms": pred["latency_ms"],
         "eval_peak_rss_mb": pred["eval_peak_rss_mb"],
-        **{k: training.get(k) for k in ("training_seconds", "training_cpu_seconds", "training_peak_rss_mb",
-                                        "model_mb", "epochs", "note") if k in training},
+        **{
+            k: training.get(k)
+            for k in ("training_seconds", "training_cpu_seconds", "training_peak_rss_mb", "model_mb", "epochs", "note")
+            if k in training
+        },
     }
 
 
@@ -353,7 +391,9 @@ def report(names: list[str]) -> None:
     table = "\n".join(lines + (["", *notes] if notes else []))
     (RESULTS / "table.md").write_text(
         "# CLINC150 validation split (tuned on it; in-scope → fallback budget "
-        f"{int(FALLBACK_BUDGET * 100)} %)\n\n{table}\n", encoding="utf-8")
+        f"{int(FALLBACK_BUDGET * 100)} %)\n\n{table}\n",
+        encoding="utf-8",
+    )
     print(table)
 
     plots = RESULTS / "plots"
@@ -411,16 +451,24 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
-            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+    }
 
 
 def run_pipeline(name: str, test_path: Path, retrain: bool) -> dict[str, Any]:
     if retrain or not model_path(name).exists():
         train(name)
     # Each evaluation in its own process, so its peak memory is its own.
-    subprocess.run([sys.executable, "-m", "benchmarks.clinc150.bench", "evaluate", name, "--test", str(test_path)],
-                   cwd=ROOT, env=ENV, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.clinc150.bench", "evaluate", name, "--test", str(test_path)],
+        cwd=ROOT,
+        env=ENV,
+        check=True,
+    )
     predictions = WORK / "predictions" / f"{name}--{test_path.stem}.json"
     if test_path.resolve() == DATA.resolve():
         summary = summarise(name, predictions, None)

@@ -64,9 +64,7 @@ class PiiMasker:
         """True when a trained pipeline's NER finds names too (else only the rules do)."""
         return self._trained
 
-    def spans(
-        self, text: str, *, known: Iterable[tuple[str, str]] = (), booking_refs: bool = False
-    ) -> list[Span]:
+    def spans(self, text: str, *, known: Iterable[tuple[str, str]] = (), booking_refs: bool = False) -> list[Span]:
         """Every PII span of ``text`` as ``(start, end, label)`` (overlapping spans possible)."""
         spans: list[Span] = []
         doc = self._nlp(text)

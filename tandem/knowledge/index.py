@@ -268,7 +268,8 @@ class KnowledgeBase:
         words = [w.replace("'", "") for w in _WORD.findall(text.lower())]
         if query:
             words = [x for w in words for x in _WORD.findall(_SYNONYMS.get(w, w))]
-        return self._stemmer.stemWords([w for w in words if w not in self._stopwords and len(w) > 1])
+        stems: list[str] = self._stemmer.stemWords([w for w in words if w not in self._stopwords and len(w) > 1])
+        return stems
 
     def search(self, query: str, k: int = 3) -> list[Passage]:
         """The ``k`` best passages for ``query`` with their BM25 score, best first; none scoring 0."""

@@ -120,7 +120,7 @@ class LlmClient:
             retry_after = error.response.headers.get("retry-after") if error.response is not None else None
             with contextlib.suppress(ValueError):
                 delay = max(delay, min(float(retry_after), self._backoff_max)) if retry_after else delay
-        return delay
+        return float(delay)
 
     async def complete(self, messages: Sequence[dict[str, str]]) -> Completion:
         """One chat completion (JSON mode when configured); :class:`LlmUnavailable` when it fails."""

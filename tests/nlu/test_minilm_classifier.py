@@ -18,45 +18,95 @@ PYTHON = RASA.parent / "python"
 
 INTENTS = {
     "check_balance": [
-        "what's my balance", "how much money do i have", "show my account balance", "balance please",
-        "how much is left in my account", "tell me my current balance", "whats the balance on my card",
-        "can you check how much money i have", "account balance", "do i have money left",
+        "what's my balance",
+        "how much money do i have",
+        "show my account balance",
+        "balance please",
+        "how much is left in my account",
+        "tell me my current balance",
+        "whats the balance on my card",
+        "can you check how much money i have",
+        "account balance",
+        "do i have money left",
     ],
     "transfer_money": [
-        "send 20 dollars to mike", "transfer money to my savings", "move 100 to checking",
-        "i want to wire money to my mom", "make a transfer", "pay john 15 bucks", "send cash to anna",
-        "transfer 50 from checking to savings", "wire funds abroad", "can you move money between accounts",
+        "send 20 dollars to mike",
+        "transfer money to my savings",
+        "move 100 to checking",
+        "i want to wire money to my mom",
+        "make a transfer",
+        "pay john 15 bucks",
+        "send cash to anna",
+        "transfer 50 from checking to savings",
+        "wire funds abroad",
+        "can you move money between accounts",
     ],
     "weather": [
-        "what's the weather like", "will it rain today", "is it sunny outside", "weather forecast please",
-        "how hot is it", "do i need an umbrella", "what's the temperature", "is it going to snow",
-        "how cold will it be tomorrow", "forecast for the weekend",
+        "what's the weather like",
+        "will it rain today",
+        "is it sunny outside",
+        "weather forecast please",
+        "how hot is it",
+        "do i need an umbrella",
+        "what's the temperature",
+        "is it going to snow",
+        "how cold will it be tomorrow",
+        "forecast for the weekend",
     ],
 }
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "3",
-            "PYTHONPATH": str(ROOT)}
+    return {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
 
 
 @pytest.fixture(scope="module")
 def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("minilm")
-    nlu = {"version": "3.1", "nlu": [
-        {"intent": name, "examples": "".join(f"- {t}\n" for t in examples)} for name, examples in INTENTS.items()
-    ]}
+    nlu = {
+        "version": "3.1",
+        "nlu": [
+            {"intent": name, "examples": "".join(f"- {t}\n" for t in examples)} for name, examples in INTENTS.items()
+        ],
+    }
     (work / "nlu.yml").write_text(yaml.safe_dump(nlu, sort_keys=False))
-    config = {"recipe": "default.v1", "assistant_id": "minilm-test", "language": "en", "pipeline": [
-        {"name": "WhitespaceTokenizer"},
-        {"name": "tandem_nlu.classifier.MiniLMIntentClassifier", "epochs": 8, "batch_size": 8,
-         "learning_rate": 1e-4, "ranking_length": 2},
-        {"name": "FallbackClassifier", "threshold": 0.3, "ambiguity_threshold": 0.0},
-    ]}
+    config = {
+        "recipe": "default.v1",
+        "assistant_id": "minilm-test",
+        "language": "en",
+        "pipeline": [
+            {"name": "WhitespaceTokenizer"},
+            {
+                "name": "tandem_nlu.classifier.MiniLMIntentClassifier",
+                "epochs": 8,
+                "batch_size": 8,
+                "learning_rate": 1e-4,
+                "ranking_length": 2,
+            },
+            {"name": "FallbackClassifier", "threshold": 0.3, "ambiguity_threshold": 0.0},
+        ],
+    }
     (work / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    subprocess.run([str(RASA), "train", "nlu", "--config", str(work / "config.yml"), "--nlu", str(work / "nlu.yml"),
-                    "--out", str(work), "--fixed-model-name", "minilm"],
-                   cwd=work, env=_env(), check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [
+            str(RASA),
+            "train",
+            "nlu",
+            "--config",
+            str(work / "config.yml"),
+            "--nlu",
+            str(work / "nlu.yml"),
+            "--out",
+            str(work),
+            "--fixed-model-name",
+            "minilm",
+        ],
+        cwd=work,
+        env=_env(),
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     script = textwrap.dedent(f"""
         import asyncio, json
         from rasa.core.agent import Agent
@@ -67,8 +117,9 @@ def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict:
             return [await agent.parse_message(t) for t in texts]
         print("RESULT" + json.dumps(asyncio.run(main()), default=float))
     """)
-    out = subprocess.run([str(PYTHON), "-c", script], cwd=work, env=_env(), check=True, capture_output=True,
-                         text=True, timeout=300).stdout
+    out = subprocess.run(
+        [str(PYTHON), "-c", script], cwd=work, env=_env(), check=True, capture_output=True, text=True, timeout=300
+    ).stdout
     return {"results": json.loads(out.split("RESULT", 1)[1]), "archive": work / "minilm.tar.gz"}
 
 

@@ -178,11 +178,11 @@ def test_make_run_and_make_shell_start_every_server_on_loopback() -> None:
     """The commands in scripts/run.sh name their interface (rasa-sdk and rasa default to 0.0.0.0)."""
     script = (ROOT / "scripts/run.sh").read_text()
     assert "-m rasa_sdk" not in script
-    assert '-m actions.server --host 127.0.0.1' in script
+    assert "-m actions.server --host 127.0.0.1" in script
     rasa_commands = [line for line in script.replace("\\\n", " ").splitlines() if ".venv-rasa/bin/rasa " in line]
     assert {"run", "shell"} <= {line.split(".venv-rasa/bin/rasa ")[1].split()[0] for line in rasa_commands}
     assert all("--interface 127.0.0.1" in line for line in rasa_commands), rasa_commands
     assert "-m tandem.gateway --host 127.0.0.1" in script
     # Generated secrets are kept in a private file, never printed.
-    assert "echo \"==> RASA_API_TOKEN was not set; generated one for this run: $RASA_API_TOKEN\"" not in script
+    assert 'echo "==> RASA_API_TOKEN was not set; generated one for this run: $RASA_API_TOKEN"' not in script
     assert "umask 077" in script

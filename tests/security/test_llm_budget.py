@@ -120,9 +120,7 @@ async def test_one_client_cannot_spend_more_than_its_budget_in_redis(
     assert used_today < PER_DAY // 50
 
 
-async def test_the_action_passes_the_gateway_client_key(
-    llm_chains: ChainFactory, fake_llm: FakeLlmServer
-) -> None:
+async def test_the_action_passes_the_gateway_client_key(llm_chains: ChainFactory, fake_llm: FakeLlmServer) -> None:
     _answers(fake_llm)
     chain = llm_chains(**_settings())
     use_fallback_chain(chain)
@@ -130,8 +128,9 @@ async def test_the_action_passes_the_gateway_client_key(
         degraded = 0
         for index in range(ATTACK):
             dispatcher = CollectingDispatcher()
-            t = tracker(sender=f"fresh-{index}", client="one-address", text="Can I bring my surfboard?",
-                        intent="nlu_fallback")
+            t = tracker(
+                sender=f"fresh-{index}", client="one-address", text="Can I bring my surfboard?", intent="nlu_fallback"
+            )
             await run_chain(dispatcher, t)
             degraded += "utter_fallback_degraded" in responses(dispatcher)
     finally:

@@ -32,9 +32,9 @@ def test_the_gateway_is_the_public_entry_and_fronts_rasa(compose: dict[str, Any]
     assert "${GATEWAY_SECRET:?" in (ROOT / "docker-compose.yml").read_text()
     # Only the TLS terminator is public; the gateway is reachable through it alone.
     published = {
-        name: s["ports"] for name, s in compose["services"].items() if any(
-            not p.startswith("127.0.0.1:") for p in s.get("ports", [])
-        )
+        name: s["ports"]
+        for name, s in compose["services"].items()
+        if any(not p.startswith("127.0.0.1:") for p in s.get("ports", []))
     }
     assert published == {"caddy": ["80:80", "443:443"]}
     assert "ports" not in gateway and gateway["expose"] == ["8000"]

@@ -49,9 +49,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_lookup_failures")),
     )
     op.create_index(op.f("ix_lookup_failures_at"), "lookup_failures", ["at"], unique=False)
-    op.create_index(
-        "ix_lookup_failures_scope_subject_at", "lookup_failures", ["scope", "subject", "at"], unique=False
-    )
+    op.create_index("ix_lookup_failures_scope_subject_at", "lookup_failures", ["scope", "subject", "at"], unique=False)
 
 
 def downgrade() -> None:
