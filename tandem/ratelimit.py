@@ -16,6 +16,7 @@ from typing import Protocol
 import redis
 
 from tandem.errors import Unavailable
+from tandem.redis_clients import sync_redis
 from tandem.settings import Settings
 
 # Keys held by one in-process limiter at most (each is a few hundred bytes).
@@ -122,14 +123,8 @@ class RedisRateLimiter:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, prefix: str = "tandem:rl:") -> RedisRateLimiter:
-        if not settings.redis_url:
-            raise ValueError("REDIS_URL is not set")
-        client = redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout_seconds,
-            socket_connect_timeout=settings.redis_timeout_seconds,
-        )
-        return cls(client, prefix=prefix)
+        """A limiter on the Redis of ``REDIS_URL`` (:func:`tandem.redis_clients.sync_redis`)."""
+        return cls(sync_redis(settings), prefix=prefix)
 
     def hit(self, key: str, *, limit: int, window_seconds: int) -> bool:
         window = int(self._clock() // window_seconds)

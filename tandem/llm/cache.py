@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 
 from tandem.llm.prompts import Turn
 from tandem.llm.schema import LlmReply
+from tandem.redis_clients import async_redis
 from tandem.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -212,14 +213,8 @@ class RedisAnswerCache:
 
 
 def make_redis_client(settings: Settings) -> aioredis.Redis:
-    """An asyncio Redis client with the configured timeouts."""
-    if not settings.redis_url:
-        raise ValueError("REDIS_URL is not set")
-    return aioredis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.redis_timeout_seconds,
-        socket_connect_timeout=settings.redis_timeout_seconds,
-    )
+    """An asyncio Redis client with the configured timeouts (:func:`tandem.redis_clients.async_redis`)."""
+    return async_redis(settings)
 
 
 def make_answer_cache(settings: Settings, client: aioredis.Redis | None = None) -> AnswerCache:
