@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,44 @@ def test_nlu_component_layers() -> None:
         bad = {n for n in _imports(path) if n.split(".")[0] in ("tandem", "actions", "rasa_sdk")}
         assert not bad, f"{path.name} imports {bad}"
     assert any(n.startswith("rasa.") for n in _imports(nlu / "classifier.py"))
+
+
+# What the free-text parsers may import: the standard library, their own package, the airport
+# table and the typed errors. ``dateparser`` is slow to import, so only inside a function.
+NORMALIZE_MAY_IMPORT = ("tandem.errors", "tandem.airports")
+
+
+def _normalize_import_violations(source: str) -> set[str]:
+    violations: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            continue  # the package's own modules
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            top = name.split(".")[0]
+            if top in sys.stdlib_module_names or name in NORMALIZE_MAY_IMPORT:
+                continue
+            if top == "dateparser" and node.col_offset > 0:
+                continue  # the lazy import inside a function
+            violations.add(name)
+    return violations
+
+
+def test_normalize_package_is_pure() -> None:
+    """``tandem/normalize/`` (what customers type → slot values) is pure: no I/O, no settings,
+    no services, no Rasa; ``dateparser`` is imported lazily, never at module level."""
+    files = sorted((PACKAGE / "normalize").glob("*.py"))
+    assert len(files) >= 7
+    assert not (PACKAGE / "normalize.py").exists()
+    for path in files:
+        bad = _normalize_import_violations(path.read_text(encoding="utf-8"))
+        assert not bad, f"normalize/{path.name} imports {bad}"
+    assert _normalize_import_violations("import dateparser\nfrom tandem.settings import Settings\n") == {
+        "dateparser",
+        "tandem.settings",
+    }
