@@ -75,3 +75,13 @@ def upstream_bad_response() -> UpstreamError:
         "upstream_error",
         "Something went wrong on our side while answering. Please try again in a moment.",
     )
+
+
+def store_unavailable(reason: str = "offer_store") -> GatewayError:
+    """A Redis-backed store (offers, revocations, turns) failed: the gateway fails closed, with a 503."""
+    return GatewayError(
+        503,
+        "temporarily_unavailable",
+        "We can't take messages right now. Please try again in a moment.",
+        reason=reason,
+    )

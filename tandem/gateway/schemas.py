@@ -6,6 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+API = "/api/v1"
+"""The prefix of the versioned endpoints (also the session cookie's path)."""
+
 CLIENT_MESSAGE_ID = Field(
     default=None,
     pattern=r"^[A-Za-z0-9_-]{8,64}$",

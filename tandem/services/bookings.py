@@ -1,24 +1,7 @@
 """Bookings: hold seats, look up, quote and perform cancellations.
 
-Fare rules for cancellations (the whole policy is :data:`FARE_RULES`; change it there):
-
-=========================  ===================================  ======================
-situation                  refund                               fee
-=========================  ===================================  ======================
-booking ``held`` (unpaid)  0, nothing was paid                  none
-flight cancelled by us     100 % of the amount paid             none
-business, any time before  100 % minus the fee                  1,000 THB per passenger
-departure
-economy, >= 7 days before  75 %                                 none
-economy, 1-7 days before   50 %                                 none
-economy, < 24 h before     0 %                                  none
-after departure            not cancellable: ``Conflict(reason="departed")``
-already cancelled          ``Conflict(reason="already_cancelled")``
-cancellation pending       ``Conflict(reason="cancellation_pending")``
-=========================  ===================================  ======================
-
-Times are measured against the scheduled departure. A refund above
-``settings.refund_approval_threshold`` is not paid automatically: the booking becomes
+Fare rules and the cancellation quote are :mod:`tandem.services.fares` (``FARE_RULES``). A refund
+above ``settings.refund_approval_threshold`` is not paid automatically: the booking becomes
 ``cancellation_pending`` and a ``refund_approval`` ticket waits for an agent.
 
 Seats are held with a single conditional UPDATE (``seats = seats - n WHERE seats >= n``), which
@@ -37,13 +20,14 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from tandem.db.models import Booking, Flight, Ticket
 from tandem.errors import Conflict, NotFound
+from tandem.services import fares
 from tandem.services.common import (
     normalize_name_for_match,
     normalize_reference,
@@ -56,6 +40,11 @@ from tandem.services.common import (
     serialize_on,
     to_local,
 )
+
+# FARE_RULES and FareRule are re-exported: they lived here before tandem.services.fares.
+from tandem.services.fares import CENT, CancellationQuote
+from tandem.services.fares import FARE_RULES as FARE_RULES
+from tandem.services.fares import FareRule as FareRule
 from tandem.settings import Settings
 
 # No 0/O or 1/I: references are read out over the phone and typed from e-mails.
@@ -63,27 +52,6 @@ REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 REFERENCE_DIGITS = frozenset("23456789")
 REFERENCE_LENGTH = 6
 REFERENCE_ATTEMPTS = 20
-CENT = Decimal("0.01")
-
-
-@dataclass(frozen=True)
-class FareRule:
-    """Refund share and per-passenger fee when cancelling at least ``min_notice`` before departure."""
-
-    cabin: str
-    min_notice: timedelta
-    refund_share: Decimal
-    fee_per_passenger: Decimal
-    code: str
-
-
-# Ordered: the first rule of the cabin whose notice is met applies.
-FARE_RULES: tuple[FareRule, ...] = (
-    FareRule("business", timedelta(0), Decimal("1"), Decimal("1000"), "business_fee"),
-    FareRule("economy", timedelta(days=7), Decimal("0.75"), Decimal("0"), "economy_7d_plus"),
-    FareRule("economy", timedelta(days=1), Decimal("0.50"), Decimal("0"), "economy_1_to_7d"),
-    FareRule("economy", timedelta(0), Decimal("0"), Decimal("0"), "economy_under_24h"),
-)
 
 
 @dataclass(frozen=True)
@@ -116,22 +84,6 @@ class BookingDetails:
     hold_expires_at: datetime | None
     cancelled_at: datetime | None
     refund_amount: Decimal | None
-
-
-@dataclass(frozen=True)
-class CancellationQuote:
-    reference: str
-    booking_status: str
-    flight_number: str
-    cabin: str
-    passengers: int
-    departure_local: datetime
-    total_amount: Decimal
-    refund_amount: Decimal
-    fee: Decimal
-    currency: str
-    rule: str
-    needs_approval: bool
 
 
 @dataclass(frozen=True)
@@ -332,14 +284,14 @@ def get_booking(session: Session, *, reference: str, last_name: str, settings: S
 def quote_cancellation(
     session: Session, *, reference: str, last_name: str, settings: Settings, now: datetime
 ) -> CancellationQuote:
-    """What cancelling this booking now would refund, under :data:`FARE_RULES`. Changes nothing.
+    """What cancelling this booking now would refund, under :mod:`tandem.services.fares`. Changes nothing.
 
     Raises ``NotFound`` (as :func:`get_booking`) or ``Conflict`` with reason ``departed``,
     ``already_cancelled`` or ``cancellation_pending``.
     """
     require_aware(now)
     booking, flight = _verified_booking(session, reference=reference, last_name=last_name)
-    return _quote(booking, flight, settings=settings, now=now)
+    return fares.quote(booking, flight, settings=settings, now=now)
 
 
 def cancel_booking(
@@ -362,7 +314,7 @@ def cancel_booking(
     """
     require_aware(now)
     booking, flight = _verified_booking(session, reference=reference, last_name=last_name, for_update=True)
-    quote = _quote(booking, flight, settings=settings, now=now)
+    quote = fares.quote(booking, flight, settings=settings, now=now)
     # Conditional on the status read above: a concurrent cancellation cannot refund twice.
     new_status = "cancellation_pending" if quote.needs_approval else "cancelled"
     changed = session.execute(
@@ -442,42 +394,6 @@ def _release_seats(session: Session, booking: Booking) -> None:
         .where(Flight.id == booking.flight_id)
         .values({seats: seats + booking.passengers})
         .execution_options(synchronize_session=False)
-    )
-
-
-def _quote(booking: Booking, flight: Flight, *, settings: Settings, now: datetime) -> CancellationQuote:
-    if booking.status == "cancelled":
-        raise Conflict("the booking is already cancelled", reason="already_cancelled")
-    if booking.status == "cancellation_pending":
-        raise Conflict("a cancellation is already waiting for approval", reason="cancellation_pending")
-    if flight.status != "cancelled" and now >= flight.departure_at:
-        raise Conflict("the flight has already departed", reason="departed")
-
-    fee = Decimal("0")
-    if booking.status == "held":
-        refund, rule = Decimal("0"), "held_unpaid"
-    elif flight.status == "cancelled":
-        refund, rule = booking.total_amount, "flight_cancelled"
-    else:
-        notice = flight.departure_at - now
-        fare_rule = next(r for r in FARE_RULES if r.cabin == booking.cabin and notice >= r.min_notice)
-        fee = fare_rule.fee_per_passenger * booking.passengers
-        refund = max(Decimal("0"), booking.total_amount * fare_rule.refund_share - fee)
-        rule = fare_rule.code
-    refund = refund.quantize(CENT, rounding=ROUND_HALF_UP)
-    return CancellationQuote(
-        reference=booking.reference,
-        booking_status=booking.status,
-        flight_number=flight.flight_number,
-        cabin=booking.cabin,
-        passengers=booking.passengers,
-        departure_local=to_local(flight.departure_at, settings.timezone),
-        total_amount=booking.total_amount,
-        refund_amount=refund,
-        fee=fee.quantize(CENT),
-        currency=booking.currency,
-        rule=rule,
-        needs_approval=refund > settings.refund_approval_threshold,
     )
 
 
