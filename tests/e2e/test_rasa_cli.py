@@ -45,7 +45,7 @@ def justified(warning: str) -> bool:
         # action_answer_faq utters the response selector's choice (utter_faq/<topic>).
         return "response_selector" in (ROOT / "actions" / "fallback.py").read_text()
     # Responses chosen in code: by the actions, and by the fallback chain's decisions.
-    sources = [*(ROOT / "actions").glob("*.py"), ROOT / "tandem" / "services" / "fallback.py"]
+    sources = [*(ROOT / "actions").glob("*.py"), *(ROOT / "tandem" / "services" / "fallback").glob("*.py")]
     actions_source = "\n".join(p.read_text() for p in sources)
     if f'"{name}"' in actions_source or (
         "utter_flight_status_{" in actions_source and name.startswith("utter_flight_status_")
