@@ -42,7 +42,7 @@ mkdir -p var/log
 if [ -f var/secrets.env ]; then set -a; . var/secrets.env; set +a; fi
 for name in RASA_API_TOKEN ACTION_SERVER_TOKEN ACTION_METRICS_TOKEN; do
   if [ -z "${!name:-}" ]; then
-    value=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))')
+    value=$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(32))')
     (umask 077; echo "$name=$value" >>var/secrets.env)
     printf -v "$name" '%s' "$value"
     echo "==> $name was not set; generated one in var/secrets.env"
@@ -68,7 +68,7 @@ fi
 
 echo "==> starting the Rasa server on 127.0.0.1:$RASA_PORT (log: var/log/rasa.log)"
 .venv-rasa/bin/rasa run --model models/tandem.tar.gz --endpoints endpoints.yml \
-  --credentials credentials.yml --enable-api --auth-token "$RASA_API_TOKEN" \
+  --credentials credentials.yml --enable-api --auth-token="$RASA_API_TOKEN" \
   --interface 127.0.0.1 --port "$RASA_PORT" >var/log/rasa.log 2>&1 &
 pids+=($!)
 wait_for "Rasa server" "http://127.0.0.1:$RASA_PORT/" 180 "${pids[-1]}"

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproc
         "TRACKER_DB_URL": f"sqlite:///{work / 'tracker.db'}",
         "ACTION_SERVER_URL": f"http://127.0.0.1:{ports['ACTION_PORT']}/webhook",
         "EXPIRE_HOLDS_EVERY_SECONDS": "5",
+        # A token may start with "-" (token_urlsafe did, and `--auth-token <token>` then broke make run).
+        "RASA_API_TOKEN": "-" + uuid.uuid4().hex,
     }
     log = work / "make-run.log"
     process = subprocess.Popen(
@@ -71,7 +74,8 @@ def _wait_until_running(process: subprocess.Popen[bytes], log: Path) -> None:
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """Ctrl-C to the whole process group, as in a terminal; then make sure nothing is left."""
-    os.killpg(process.pid, signal.SIGINT)
+    with contextlib.suppress(ProcessLookupError):  # make run may have exited already
+        os.killpg(process.pid, signal.SIGINT)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=60)
     with contextlib.suppress(ProcessLookupError):

@@ -55,7 +55,8 @@ def test_rasa_uses_postgres_and_redis_and_the_action_service(compose: dict[str, 
     assert env["LOCK_STORE_TYPE"] == "redis" and env["LOCK_STORE_HOST"] == "redis"
     assert env["ACTION_SERVER_URL"] == "http://actions:5055/webhook"
     command = compose["services"]["rasa"]["command"]
-    assert "--enable-api" in command and "--auth-token" in command
+    # "--auth-token=<value>": a token that starts with "-" would otherwise be read as an option.
+    assert "--enable-api" in command and "--auth-token=${RASA_API_TOKEN}" in command
     # The HTTP API is published on the host's loopback only.
     assert all(p.startswith("127.0.0.1:") for p in compose["services"]["rasa"]["ports"])
 
