@@ -12,6 +12,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,31 +39,44 @@ class PgDb:
     seed_seconds: float
 
 
-@pytest.fixture(scope="session")
-def pg(settings_factory: Callable[..., Settings], seed_now: datetime) -> Iterator[PgDb]:
-    """A migrated PostgreSQL database seeded with the full schedule, private to this session."""
+@contextmanager
+def fresh_database_url(prefix: str = "tandem_test") -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database ``<prefix>_<random>`` on the server of
+    ``TEST_POSTGRES_URL``, dropped (connections and all) when the block ends. Raises when
+    PostgreSQL is unreachable: the tests error out, never skip."""
     admin_url = make_url(ADMIN_URL)
     if admin_url.drivername == "postgresql":
         admin_url = admin_url.set(drivername="postgresql+psycopg")  # psycopg2 is not installed
-    name = f"tandem_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    with admin.connect() as conn:  # raises when PostgreSQL is unreachable: the tests error out
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    settings = settings_factory(admin_url.set(database=name).render_as_string(hide_password=False))
-    # A pool big enough for the concurrency test to run 50 sessions really at once.
-    engine = create_engine_from_settings(settings, pool_size=25, max_overflow=30)
     try:
-        upgrade_head(settings, engine=engine)
-        started = time.perf_counter()
-        with make_session_factory(engine).begin() as session:
-            seed(session, settings=settings, now=seed_now, demo=True)
-        seconds = time.perf_counter() - started
-        yield PgDb(settings=settings, engine=engine, sessions=make_session_factory(engine), seed_seconds=seconds)
-    finally:
-        engine.dispose()
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield admin_url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg(settings_factory: Callable[..., Settings], seed_now: datetime) -> Iterator[PgDb]:
+    """A migrated PostgreSQL database seeded with the full schedule, private to this session."""
+    with fresh_database_url() as url:
+        settings = settings_factory(url)
+        # A pool big enough for the concurrency test to run 50 sessions really at once.
+        engine = create_engine_from_settings(settings, pool_size=25, max_overflow=30)
+        try:
+            upgrade_head(settings, engine=engine)
+            started = time.perf_counter()
+            with make_session_factory(engine).begin() as session:
+                seed(session, settings=settings, now=seed_now, demo=True)
+            seconds = time.perf_counter() - started
+            yield PgDb(settings=settings, engine=engine, sessions=make_session_factory(engine), seed_seconds=seconds)
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture

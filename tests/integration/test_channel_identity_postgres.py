@@ -7,8 +7,7 @@ import uuid
 from collections.abc import Callable
 
 from alembic import command
-from sqlalchemy import create_engine, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect, select
 
 from tandem.db.engine import create_engine_from_settings
 from tandem.db.migrate import alembic_config, upgrade_head
@@ -16,41 +15,32 @@ from tandem.db.models import AuditLog, Ticket
 from tandem.ratelimit import InMemoryRateLimiter
 from tandem.settings import Settings
 from tandem.tools import Caller, Toolbox
-from tests.integration.conftest import ADMIN_URL, PgDb
+from tests.integration.conftest import PgDb, fresh_database_url
 
 
 def test_migration_0003_up_and_down_on_postgres(settings_factory: Callable[..., Settings]) -> None:
-    admin_url = make_url(ADMIN_URL)
-    if admin_url.drivername == "postgresql":
-        admin_url = admin_url.set(drivername="postgresql+psycopg")
-    name = f"tandem_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    settings = settings_factory(admin_url.set(database=name).render_as_string(hide_password=False))
-    engine = create_engine_from_settings(settings)
-    try:
+    with fresh_database_url() as url:
+        settings = settings_factory(url)
+        engine = create_engine_from_settings(settings)
+        try:
 
-        def columns(table: str) -> dict[str, bool]:
-            return {c["name"]: bool(c["nullable"]) for c in inspect(engine).get_columns(table)}
+            def columns(table: str) -> dict[str, bool]:
+                return {c["name"]: bool(c["nullable"]) for c in inspect(engine).get_columns(table)}
 
-        config = alembic_config(engine)
-        command.upgrade(config, "0002")
-        assert "channel" not in columns("audit_log")
-        command.upgrade(config, "0003")
-        audit, tickets = columns("audit_log"), columns("tickets")
-        assert audit["channel"] and audit["correlation_id"] and tickets["channel"]  # nullable
-        assert "ix_audit_log_correlation_id" in {i["name"] for i in inspect(engine).get_indexes("audit_log")}
-        command.downgrade(config, "0002")
-        assert "channel" not in columns("audit_log") and "correlation_id" not in columns("audit_log")
-        assert "channel" not in columns("tickets")
-        upgrade_head(settings, engine=engine)
-        assert "correlation_id" in columns("audit_log")
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+            config = alembic_config(engine)
+            command.upgrade(config, "0002")
+            assert "channel" not in columns("audit_log")
+            command.upgrade(config, "0003")
+            audit, tickets = columns("audit_log"), columns("tickets")
+            assert audit["channel"] and audit["correlation_id"] and tickets["channel"]  # nullable
+            assert "ix_audit_log_correlation_id" in {i["name"] for i in inspect(engine).get_indexes("audit_log")}
+            command.downgrade(config, "0002")
+            assert "channel" not in columns("audit_log") and "correlation_id" not in columns("audit_log")
+            assert "channel" not in columns("tickets")
+            upgrade_head(settings, engine=engine)
+            assert "correlation_id" in columns("audit_log")
+        finally:
+            engine.dispose()
 
 
 async def test_audit_rows_and_tickets_store_the_channel_on_postgres(pg: PgDb) -> None:

@@ -3,66 +3,55 @@ and a decision written by the recorder and read back (JSONB sources, aware times
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from alembic import command
-from sqlalchemy import create_engine, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect, select
 
 from tandem.db.engine import create_engine_from_settings, make_session_factory
 from tandem.db.migrate import alembic_config, upgrade_head
 from tandem.db.models import FallbackDecisionRecord
 from tandem.services.fallback import DecisionRecorder, FallbackDecision, FallbackRequest, Source
 from tandem.settings import Settings
-from tests.integration.conftest import ADMIN_URL
+from tests.integration.conftest import fresh_database_url
 
 AT = datetime(2026, 12, 8, 9, 30, tzinfo=UTC)
 
 
 async def test_migration_0004_and_a_recorded_decision_on_postgres(settings_factory: Callable[..., Settings]) -> None:
-    admin_url = make_url(ADMIN_URL)
-    if admin_url.drivername == "postgresql":
-        admin_url = admin_url.set(drivername="postgresql+psycopg")
-    name = f"tandem_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    settings = settings_factory(admin_url.set(database=name).render_as_string(hide_password=False))
-    engine = create_engine_from_settings(settings)
-    try:
-        config = alembic_config(engine)
-        command.upgrade(config, "0003")
-        assert "fallback_decisions" not in inspect(engine).get_table_names()
-        command.upgrade(config, "0004")
-        indexes = {i["name"] for i in inspect(engine).get_indexes("fallback_decisions")}
-        assert {"ix_fallback_decisions_at", "ix_fallback_decisions_conversation_id"} <= indexes
+    with fresh_database_url() as url:
+        settings = settings_factory(url)
+        engine = create_engine_from_settings(settings)
+        try:
+            config = alembic_config(engine)
+            command.upgrade(config, "0003")
+            assert "fallback_decisions" not in inspect(engine).get_table_names()
+            command.upgrade(config, "0004")
+            indexes = {i["name"] for i in inspect(engine).get_indexes("fallback_decisions")}
+            assert {"ix_fallback_decisions_at", "ix_fallback_decisions_conversation_id"} <= indexes
 
-        recorder = DecisionRecorder(make_session_factory(engine), timeout_seconds=5, clock=lambda: AT)
-        request = FallbackRequest(conversation_id="pg-conv", text="how heavy can my bag be?", client_key="k" * 32)
-        decision = FallbackDecision(
-            kind="degraded",
-            reason="budget_exceeded",
-            mode="retrieval",
-            sources=(Source("baggage#allowance", "baggage.md", "Baggage", "Allowance"),),
-            degraded=True,
-            masked_text="how heavy can my bag be?",
-            meta={"outcome": "answer", "budget": "client"},
-        )
-        await recorder(request, decision)
-        with make_session_factory(engine)() as session:
-            [row] = session.execute(select(FallbackDecisionRecord)).scalars().all()
-        assert (row.kind, row.reason, row.mode, row.degraded) == ("degraded", "budget_exceeded", "retrieval", True)
-        assert row.sources == ["baggage#allowance"] and row.detail == {"outcome": "answer", "budget": "client"}
-        assert row.at == AT and row.client_key == "k" * 32
+            recorder = DecisionRecorder(make_session_factory(engine), timeout_seconds=5, clock=lambda: AT)
+            request = FallbackRequest(conversation_id="pg-conv", text="how heavy can my bag be?", client_key="k" * 32)
+            decision = FallbackDecision(
+                kind="degraded",
+                reason="budget_exceeded",
+                mode="retrieval",
+                sources=(Source("baggage#allowance", "baggage.md", "Baggage", "Allowance"),),
+                degraded=True,
+                masked_text="how heavy can my bag be?",
+                meta={"outcome": "answer", "budget": "client"},
+            )
+            await recorder(request, decision)
+            with make_session_factory(engine)() as session:
+                [row] = session.execute(select(FallbackDecisionRecord)).scalars().all()
+            assert (row.kind, row.reason, row.mode, row.degraded) == ("degraded", "budget_exceeded", "retrieval", True)
+            assert row.sources == ["baggage#allowance"] and row.detail == {"outcome": "answer", "budget": "client"}
+            assert row.at == AT and row.client_key == "k" * 32
 
-        command.downgrade(config, "0003")
-        assert "fallback_decisions" not in inspect(engine).get_table_names()
-        upgrade_head(settings, engine=engine)
-        assert "fallback_decisions" in inspect(engine).get_table_names()
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+            command.downgrade(config, "0003")
+            assert "fallback_decisions" not in inspect(engine).get_table_names()
+            upgrade_head(settings, engine=engine)
+            assert "fallback_decisions" in inspect(engine).get_table_names()
+        finally:
+            engine.dispose()

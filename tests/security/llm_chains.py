@@ -24,25 +24,10 @@ ChainFactory = Callable[..., FallbackChain]
 SURF = "sports-equipment#surfboards"
 
 
-class _Responder(list):  # type: ignore[type-arg]
-    """A stand-in for ``FakeLlmServer.script``: step N is computed from request N's body."""
-
-    def __init__(self, server: FakeLlmServer, answer: Callable[[dict[str, Any]], Step]) -> None:
-        super().__init__()
-        self._server = server
-        self._answer = answer
-
-    def __len__(self) -> int:
-        return 1 << 30
-
-    def __getitem__(self, index: int) -> Step:  # type: ignore[override]
-        return self._answer(self._server.requests[index])
-
-
 def answer_by(server: FakeLlmServer, answer: Callable[[dict[str, Any]], Step]) -> None:
     """Make ``server`` answer each request with ``answer(body)``."""
     server.reset()
-    server.script = _Responder(server, answer)
+    server.responder = answer
 
 
 def sent_text(server: FakeLlmServer) -> str:

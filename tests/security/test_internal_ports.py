@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from sqlalchemy import func, select
 from tandem.db.models import AuditLog
 from tandem.metrics_http import serve_metrics
 from tests.security.listening import is_loopback, listening_of
-from tests.stack import ROOT, free_port, stop
+from tests.stack import ROOT, free_port, stop, wait_until_up
 
 TOKEN = "t0k3n-" + uuid.uuid4().hex
 
@@ -67,14 +66,11 @@ def action_server(db: Any, tmp_path: Path) -> Iterator[tuple[str, subprocess.Pop
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
+    try:
+        wait_until_up(f"{url}/health", process, log, 60)
+    except BaseException:
+        stop(process)
+        raise
     yield url, process, db
     stop(process)
 

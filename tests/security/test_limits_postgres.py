@@ -20,8 +20,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 from tandem.clock import utc_now
 from tandem.db.engine import create_engine_from_settings, make_session_factory
@@ -34,7 +33,7 @@ from tandem.services.bookings import create_booking
 from tandem.settings import Settings
 from tandem.tools import Caller, Toolbox
 from tests.conftest import Db
-from tests.integration.conftest import ADMIN_URL
+from tests.integration.conftest import fresh_database_url
 
 pytestmark = pytest.mark.integration
 THREADS = 25
@@ -42,25 +41,16 @@ THREADS = 25
 
 @pytest.fixture(scope="module")
 def pg(settings_factory: Callable[..., Settings], seed_now: datetime) -> Iterator[Db]:
-    admin_url = make_url(ADMIN_URL)
-    if admin_url.drivername == "postgresql":
-        admin_url = admin_url.set(drivername="postgresql+psycopg")
-    name = f"tandem_sec_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    with admin.connect() as conn:  # raises when PostgreSQL is unreachable: the tests error out
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    settings = settings_factory(admin_url.set(database=name).render_as_string(hide_password=False), SCHEDULE_DAYS=7)
-    engine = create_engine_from_settings(settings, pool_size=THREADS + 2, max_overflow=3)
-    try:
-        upgrade_head(settings, engine=engine)
-        with make_session_factory(engine).begin() as session:
-            seed(session, settings=settings, now=seed_now)
-        yield Db(settings=settings, engine=engine, sessions=make_session_factory(engine))
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database_url("tandem_sec") as url:
+        settings = settings_factory(url, SCHEDULE_DAYS=7)
+        engine = create_engine_from_settings(settings, pool_size=THREADS + 2, max_overflow=3)
+        try:
+            upgrade_head(settings, engine=engine)
+            with make_session_factory(engine).begin() as session:
+                seed(session, settings=settings, now=seed_now)
+            yield Db(settings=settings, engine=engine, sessions=make_session_factory(engine))
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import json
 import logging
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.server import CorrelatedExecutor
 from tandem.logs import JsonFormatter, configure_json_logging, correlation_id
-from tests.stack import ROOT, free_port, stop
+from tests.stack import ROOT, free_port, stop, wait_until_up
 
 TOKEN = "t0k3n-" + uuid.uuid4().hex
 SECRET_TEXT = "my passport number is X1234567 and my name is Somchai"
@@ -130,14 +129,7 @@ def test_the_action_server_process_logs_json_lines(db: Any, tmp_path: Path) -> N
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
+        wait_until_up(f"{url}/health", process, log, 60)
         call = action_call("action_record_rating", {"channel": "website", "correlation_id": "turn-from-gateway"})
         call["tracker"]["slots"] = {"rating": 5.0}
         response = httpx.post(f"{url}/webhook", json=call, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
