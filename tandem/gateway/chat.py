@@ -17,9 +17,9 @@ from tandem.gateway import schemas
 from tandem.gateway.errors import GatewayError, UpstreamError
 from tandem.gateway.messages import bot_message, history_from_tracker, offered_payloads
 from tandem.gateway.replay import claim_or_replay, forget_turn, fp, record_turn
-from tandem.gateway.requests import check_origin, client_address, iso, read_body, require_session, session_of
+from tandem.gateway.requests import check_origin, client_address, iso, presented_session, read_body, require_session
 from tandem.gateway.schemas import API
-from tandem.gateway.sessions import COOKIE_NAME, Session
+from tandem.gateway.sessions import COOKIE_NAME
 from tandem.gateway.state import GatewayState
 from tandem.gateway.turns import TurnRecord
 from tandem.gateway.validation import decode_json_body, parse_message
@@ -28,6 +28,14 @@ from tandem.gateway.validation import decode_json_body, parse_message
 def install_chat_routes(app: FastAPI, state: GatewayState) -> None:
     """``POST``/``DELETE /api/v1/session``, ``POST /api/v1/messages`` and ``GET /api/v1/history``."""
     settings = state.settings
+    # The session cookie's attributes, the same when it is set and when it is deleted (a browser
+    # deletes only a cookie whose path and attributes match).
+    cookie: dict[str, Any] = {
+        "path": API,
+        "httponly": True,
+        "secure": settings.gateway_cookie_secure,
+        "samesite": settings.gateway_cookie_samesite,
+    }
 
     @app.post(
         f"{API}/session",
@@ -45,13 +53,8 @@ def install_chat_routes(app: FastAPI, state: GatewayState) -> None:
             options = schemas.SessionIn.model_validate(decoded)
         except ValueError:
             raise GatewayError(400, "invalid_shape", 'Send {"new": true|false, "mode": "cookie"|"bearer"}.') from None
-        existing: Session | None = None
-        try:
-            existing, _ = await session_of(request, state)
-        except GatewayError as exc:
-            if exc.code != "invalid_session":
-                raise
-            # An expired, revoked or foreign session simply gets replaced: that is what this call is for.
+        # An expired, revoked or foreign session simply gets replaced: that is what this call is for.
+        existing = await presented_session(request, state)
         if existing is not None and not options.new:
             return JSONResponse({"created": False, "expires_at": iso(existing.expires_at), "token": None})
         if options.mode == "cookie":
@@ -69,15 +72,7 @@ def install_chat_routes(app: FastAPI, state: GatewayState) -> None:
         }
         response = JSONResponse(body)
         if options.mode == "cookie":
-            response.set_cookie(
-                COOKIE_NAME,
-                token,
-                max_age=settings.gateway_session_ttl_seconds,
-                path=API,
-                httponly=True,
-                secure=settings.gateway_cookie_secure,
-                samesite=settings.gateway_cookie_samesite,
-            )
+            response.set_cookie(COOKIE_NAME, token, max_age=settings.gateway_session_ttl_seconds, **cookie)
         return response
 
     @app.delete(
@@ -90,22 +85,11 @@ def install_chat_routes(app: FastAPI, state: GatewayState) -> None:
     async def delete_session(request: Request) -> Response:
         check_origin(request, state)
         await state.limits.check("address", client_address(request))
-        try:
-            session, _ = await session_of(request, state)
-        except GatewayError as exc:
-            if exc.code != "invalid_session":
-                raise
-            session = None  # forged, expired or already revoked: nothing to revoke, still 204
+        session = await presented_session(request, state)  # forged, expired or revoked: still 204
         if session is not None:
             await state.revoke(session)
         response = Response(status_code=204)
-        response.delete_cookie(
-            COOKIE_NAME,
-            path=API,
-            httponly=True,
-            secure=settings.gateway_cookie_secure,
-            samesite=settings.gateway_cookie_samesite,
-        )
+        response.delete_cookie(COOKIE_NAME, **cookie)
         return response
 
     @app.post(

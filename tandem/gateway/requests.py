@@ -99,6 +99,18 @@ async def require_session(request: Request, state: GatewayState) -> Session:
     return session
 
 
+async def presented_session(request: Request, state: GatewayState) -> Session | None:
+    """The request's valid session, or None when it has none or a forged, expired or revoked one
+    (for the calls that replace or end a session: a bad credential is nothing to keep)."""
+    try:
+        session, _ = await session_of(request, state)
+    except GatewayError as exc:
+        if exc.code != "invalid_session":
+            raise
+        return None
+    return session
+
+
 def bearer_matches(authorization: str, token: str) -> bool:
     """Whether ``authorization`` is ``Bearer <token>``, compared in constant time."""
     # Constant time: no timing oracle on the operations token.
