@@ -50,5 +50,7 @@ class ActionRequestPasswordReset(Action):
         except Invalid:
             # Same words as success: an invalid address must not be distinguishable either.
             pass
-        dispatcher.utter_message(response="utter_password_reset_sent", minutes=settings().password_reset_ttl_minutes)
+        dispatcher.utter_message(
+            response="utter_password_reset_sent", minutes=settings().business.password_reset_ttl_minutes
+        )
         return reset

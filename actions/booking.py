@@ -129,7 +129,7 @@ class ValidateFlightBookingForm(FormValidationAction):
     def validate_departure_date(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        window = settings().schedule_days - 1
+        window = settings().business.schedule_days - 1
         today = today_local()
         try:
             day = parse_travel_date(str(first_value(value) or ""), today=today, window_days=window)
@@ -148,7 +148,7 @@ class ValidateFlightBookingForm(FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         try:
-            count = parse_passengers(first_value(value) or "", max_passengers=settings().max_passengers)
+            count = parse_passengers(first_value(value) or "", max_passengers=settings().business.max_passengers)
         except Invalid:
             dispatcher.utter_message(response="utter_invalid_passengers")
             return {"passengers": None}
@@ -202,7 +202,7 @@ class ActionSearchFlights(Action):
                     date=day,
                     passengers=passengers,
                     cabin=cabin,
-                    limit=settings().search_max_options,
+                    limit=settings().business.search_max_options,
                 ),
             )
         except ToolFailed:
@@ -225,7 +225,7 @@ class ActionSearchFlights(Action):
             else:
                 dispatcher.utter_message(response="utter_no_flights", **names)
             return [SlotSet("departure_date", None), SlotSet("flight_options", None)]
-        currency = settings().currency
+        currency = settings().business.currency
         options = [
             {
                 "flight_id": option.flight_id,
@@ -273,7 +273,7 @@ class ActionChooseFlight(Action):
         number = next(tracker.get_latest_entity_values("flight_number"), None)
         if number:
             try:
-                wanted = parse_flight_number(str(number))
+                wanted = parse_flight_number(str(number), prefix=settings().brand.flight_prefix)
             except Invalid:
                 wanted = ""
             for option in options:
@@ -384,7 +384,9 @@ class ActionCreateBooking(Action):
         except Conflict as error:
             # The offered options stay: the user may pick another flight or stop.
             if error.reason == "too_many_holds":
-                dispatcher.utter_message(response="utter_booking_hold_limit", hold_minutes=settings().hold_minutes)
+                dispatcher.utter_message(
+                    response="utter_booking_hold_limit", hold_minutes=settings().business.hold_minutes
+                )
             elif error.reason == "hold_share":
                 dispatcher.utter_message(response="utter_booking_hold_share")
             else:
@@ -394,7 +396,7 @@ class ActionCreateBooking(Action):
             response="utter_booking_created",
             reference=created.reference,
             total=money(created.total_amount, created.currency),
-            hold_minutes=settings().hold_minutes,
+            hold_minutes=settings().business.hold_minutes,
             payment_link=created.payment_link,
         )
         return reset_booking()

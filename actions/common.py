@@ -12,6 +12,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from tandem import conversation
+from tandem.conversation.metadata import clean_metadata
 from tandem.errors import Forbidden, Unavailable
 from tandem.tools import Caller
 
@@ -26,22 +27,9 @@ class ToolFailed(Exception):
     """A tool call failed and the user has already been told so."""
 
 
-# What the gateway attaches to every message it forwards (tandem_rasa.channel.GatewayInput checks
-# the gateway's token, so nobody else can set these): the real channel, an opaque per-client key
-# (a keyed hash of the client address, never the address) and the turn's correlation id.
-_METADATA_LIMITS = {"channel": 32, "client": 64, "correlation_id": 64}
-
-
 def message_metadata(tracker: Tracker) -> dict[str, str]:
-    """The gateway's metadata of the latest message: known keys with short string values only."""
-    raw = tracker.latest_message.get("metadata") or {}
-    if not isinstance(raw, dict):
-        return {}
-    return {
-        key: value
-        for key, limit in _METADATA_LIMITS.items()
-        if isinstance(value := raw.get(key), str) and 0 < len(value) <= limit and value.isprintable()
-    }
+    """The gateway's metadata of the latest message (:mod:`tandem.conversation.metadata`)."""
+    return clean_metadata(tracker.latest_message.get("metadata"))
 
 
 def client_key(tracker: Tracker) -> str | None:

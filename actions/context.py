@@ -1,9 +1,11 @@
 """The action server's composition root: where the toolbox and the fallback chain are built.
 
-Both are built on first use from the environment, never at import time, and kept for the life
-of the process (they own the database engine's pool, the knowledge-base index and the model
-client). Tests replace them with :func:`use_toolbox` and :func:`use_fallback_chain`. The
-recorder of fallback decisions writes through the toolbox's database (:func:`decision_recorder`).
+Both are built on first use from the environment (:func:`tandem.settings.load_action_settings`),
+never at import time, over one :class:`tandem.runtime.Infrastructure` (the Redis clients, key
+space, rate limiter, answer cache and budgets), and kept for the life of the process (they own
+the database engine's pool, the knowledge-base index and the model client). Tests replace them
+with :func:`use_toolbox` and :func:`use_fallback_chain`. The recorder of fallback decisions
+writes through the toolbox's database (:func:`decision_recorder`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client import REGISTRY
 
+from tandem.runtime import Infrastructure
 from tandem.services.fallback import DecisionRecorder, FallbackChain
-from tandem.settings import Settings, load_settings
+from tandem.settings import ActionSettings, load_action_settings
 from tandem.tools import Toolbox
 
 
@@ -26,12 +29,19 @@ class _Registry:
         self._toolbox: Toolbox | None = None
         self._chain: FallbackChain | None = None
         self._recorder: DecisionRecorder | None = None
+        self._infra: Infrastructure | None = None
+
+    def _infrastructure(self, settings: ActionSettings) -> Infrastructure:
+        # Called with the lock held.
+        if self._infra is None:
+            self._infra = Infrastructure(settings.redis)
+        return self._infra
 
     def get(self) -> Toolbox:
         with self._lock:
             if self._toolbox is None:
-                settings = load_settings()
-                self._toolbox = Toolbox.from_settings(settings)
+                settings = load_action_settings()
+                self._toolbox = Toolbox.from_settings(settings, infra=self._infrastructure(settings))
             return self._toolbox
 
     def set(self, toolbox: Toolbox | None) -> None:
@@ -44,7 +54,9 @@ class _Registry:
             if self._chain is None:
                 # Indexes the knowledge base and builds the guard once per process; its metrics go
                 # to the process's Prometheus registry.
-                self._chain = FallbackChain.from_settings(settings, registry=REGISTRY)
+                self._chain = FallbackChain.from_settings(
+                    settings, registry=REGISTRY, infra=self._infrastructure(settings)
+                )
             return self._chain
 
     def set_chain(self, chain: FallbackChain | None) -> None:
@@ -59,7 +71,7 @@ class _Registry:
         # Over the toolbox's own session factory (one engine, one pool): cheap, so built per call and
         # always in step with the current toolbox.
         box = self.get()
-        return DecisionRecorder(box.sessions, timeout_seconds=box.settings.tool_timeout_seconds, clock=box.clock)
+        return DecisionRecorder(box.sessions, timeout_seconds=box.settings.server.tool_timeout_seconds, clock=box.clock)
 
     def set_recorder(self, recorder: DecisionRecorder | None) -> None:
         with self._lock:
@@ -74,14 +86,14 @@ def toolbox() -> Toolbox:
     return _registry.get()
 
 
-def settings() -> Settings:
+def settings() -> ActionSettings:
     """The settings the toolbox was built with."""
     return toolbox().settings
 
 
 def airline_zone() -> ZoneInfo:
     """The airline's local time zone (what "today" means to customers)."""
-    return ZoneInfo(settings().timezone)
+    return ZoneInfo(settings().business.timezone)
 
 
 def use_toolbox(replacement: Toolbox | None) -> None:

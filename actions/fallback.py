@@ -125,7 +125,7 @@ class ActionAnswerFaq(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         selected = ((tracker.latest_message.get("response_selector") or {}).get("faq") or {}).get("response") or {}
         utter_action = selected.get("utter_action")
-        if utter_action and float(selected.get("confidence") or 0.0) >= settings().faq_min_confidence:
+        if utter_action and float(selected.get("confidence") or 0.0) >= settings().fallback.faq_min_confidence:
             dispatcher.utter_message(response=utter_action)
             return []
         return await run_chain(dispatcher, tracker)

@@ -15,7 +15,7 @@ from tandem.normalize import parse_flight_number, parse_travel_date
 
 from .booking import city_name, today_local
 from .common import ToolFailed, call_tool, caller_of, first_value, local_time, long_date
-from .context import toolbox
+from .context import settings, toolbox
 
 # Customers ask about yesterday's flight too ("did AN204 land yesterday?").
 STATUS_DAYS_BACK = 2
@@ -30,7 +30,11 @@ class ValidateFlightStatusForm(FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         try:
-            return {"flight_number": parse_flight_number(str(first_value(value) or ""))}
+            return {
+                "flight_number": parse_flight_number(
+                    str(first_value(value) or ""), prefix=settings().brand.flight_prefix
+                )
+            }
         except Invalid:
             dispatcher.utter_message(response="utter_invalid_flight_number")
             return {"flight_number": None}

@@ -59,7 +59,11 @@ class ValidateBookingLookupForm(FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         try:
-            return {"booking_ref": parse_booking_ref(str(first_value(value) or ""))}
+            return {
+                "booking_ref": parse_booking_ref(
+                    str(first_value(value) or ""), flight_prefix=settings().brand.flight_prefix
+                )
+            }
         except Invalid:
             dispatcher.utter_message(response="utter_invalid_booking_ref")
             return {"booking_ref": None}
@@ -192,7 +196,7 @@ class ActionQuoteCancellation(Action):
             reference=reference,
             flight_number=quote.flight_number,
             departure=local_datetime(quote.departure_local),
-            refund=money(quote.refund_amount, settings().currency),
+            refund=money(quote.refund_amount, settings().business.currency),
         )
         return [SlotSet("cancellation_quote", {"reference": reference, "refund": str(quote.refund_amount)})]
 
@@ -239,7 +243,7 @@ class ActionCancelBooking(Action):
         except (NotFound, Invalid):
             dispatcher.utter_message(response="utter_booking_not_found")
             return reset_lookup()
-        refund = money(result.refund_amount, settings().currency)
+        refund = money(result.refund_amount, settings().business.currency)
         if result.status == "pending_approval":
             dispatcher.utter_message(
                 response="utter_cancellation_pending_approval",

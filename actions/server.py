@@ -38,7 +38,9 @@ from sanic.response import HTTPResponse
 
 from tandem.logs import configure_json_logging, correlation_id, plausible_correlation_id
 from tandem.metrics_http import serve_metrics
-from tandem.settings import Settings, load_settings
+from tandem.settings import ActionServerSettings
+
+from .context import settings as action_settings
 
 logger = logging.getLogger("actions.server")
 
@@ -118,7 +120,7 @@ def build_app(token: str, *, package: str = "actions") -> Sanic:
     return app
 
 
-def start_metrics(settings: Settings) -> None:
+def start_metrics(settings: ActionServerSettings) -> None:
     """Expose the process's metrics when ``ACTION_METRICS_PORT`` is set, and only with a token."""
     if not settings.action_metrics_port:
         return
@@ -137,8 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", help="interface to bind (default ACTION_SERVER_HOST, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default ACTION_PORT, 5055)")
     args = parser.parse_args(argv)
-    settings = load_settings()
-    configure_json_logging(settings.log_level)
+    loaded = action_settings()  # the process's settings, the same the toolbox and the chain use
+    settings = loaded.server
+    configure_json_logging(loaded.log.log_level)
     logging.captureWarnings(True)  # rasa-sdk's version warning, too, as a JSON line
     token = settings.action_server_token.get_secret_value() if settings.action_server_token else ""
     if len(token) < MIN_TOKEN_CHARS:

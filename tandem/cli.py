@@ -1,4 +1,5 @@
-"""Command line: ``python -m tandem.cli migrate|seed [--demo]|reset-db|expire-holds [--every SECONDS]``.
+"""Command line: ``python -m tandem.cli migrate|seed [--demo]|reset-db|expire-holds [--every SECONDS]``,
+``telegram set-webhook URL [--drop-pending-updates]`` (tandem/channel_admin.py).
 
 Configuration comes from the environment (DATABASE_URL, SCHEDULE_DAYS, SEED_DEMO_DATA, ...), as
 everywhere.
@@ -14,53 +15,65 @@ import threading
 import time
 from collections.abc import Sequence
 from types import FrameType
+from typing import Protocol
 
 from sqlalchemy import Engine
 
+from tandem.channel_admin import telegram_set_webhook
 from tandem.clock import utc_now
 from tandem.db.engine import create_engine_from_settings, make_session_factory
 from tandem.db.migrate import downgrade_base, upgrade_head
 from tandem.seed import SeedReport, seed
 from tandem.services.bookings import expire_holds
-from tandem.settings import Settings, load_settings
+from tandem.settings import BusinessSettings, DatabaseSettings, load_cli_settings
 
 log = logging.getLogger("tandem.cli")
 
 
-def migrate(settings: Settings) -> None:
+class SeedSettings(Protocol):
+    """What seeding reads: the database and the business rules (the CLI's and the action server's settings)."""
+
+    @property
+    def database(self) -> DatabaseSettings: ...
+
+    @property
+    def business(self) -> BusinessSettings: ...
+
+
+def migrate(settings: DatabaseSettings) -> None:
     """``alembic upgrade head`` against ``settings.database_url``."""
     upgrade_head(settings)
     log.info("database migrated to head")
 
 
-def run_seed(settings: Settings, *, demo: bool | None = None) -> SeedReport:
+def run_seed(settings: SeedSettings, *, demo: bool | None = None) -> SeedReport:
     """Migrate, then add whatever seed data is missing (idempotent).
 
     The airports and the schedule always; the demo customers and bookings (public references and
     names: anyone who read the README could open them) only with ``demo`` — by default
-    ``settings.seed_demo_data`` (SEED_DEMO_DATA).
+    ``settings.business.seed_demo_data`` (SEED_DEMO_DATA).
     """
-    with_demo = settings.seed_demo_data if demo is None else demo
-    engine = create_engine_from_settings(settings)
+    with_demo = settings.business.seed_demo_data if demo is None else demo
+    engine = create_engine_from_settings(settings.database)
     try:
-        upgrade_head(settings, engine=engine)
+        upgrade_head(settings.database, engine=engine)
         started = time.perf_counter()
         with make_session_factory(engine).begin() as session:
-            report = seed(session, settings=settings, now=utc_now(), demo=with_demo)
+            report = seed(session, settings=settings.business, now=utc_now(), demo=with_demo)
         log.info("seeded in %.1f s: %s", time.perf_counter() - started, report)
         return report
     finally:
         engine.dispose()
 
 
-def reset_db(settings: Settings, *, demo: bool | None = None) -> SeedReport:
+def reset_db(settings: SeedSettings, *, demo: bool | None = None) -> SeedReport:
     """Drop every table (migrations down to base), migrate up again and seed. Destroys data."""
-    downgrade_base(settings)
+    downgrade_base(settings.database)
     log.warning("all tables dropped")
     return run_seed(settings, demo=demo)
 
 
-def run_expire_holds(settings: Settings, *, engine: Engine | None = None) -> int:
+def run_expire_holds(settings: DatabaseSettings, *, engine: Engine | None = None) -> int:
     """Release the seats of bookings whose payment hold expired, in one transaction."""
     own = engine is None
     eng = engine or create_engine_from_settings(settings)
@@ -74,7 +87,7 @@ def run_expire_holds(settings: Settings, *, engine: Engine | None = None) -> int
             eng.dispose()
 
 
-def expire_holds_every(settings: Settings, seconds: float, *, stop: threading.Event) -> None:
+def expire_holds_every(settings: DatabaseSettings, seconds: float, *, stop: threading.Event) -> None:
     """Run :func:`run_expire_holds` every ``seconds`` until ``stop`` is set (SIGTERM, SIGINT).
 
     The scheduled job of ``make run`` and the compose stack: without it unpaid holds keep their
@@ -133,12 +146,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="SECONDS",
         help="keep running, once every SECONDS, until SIGTERM or SIGINT (default: run once)",
     )
+    telegram = sub.add_parser("telegram", help="the Telegram bot's side of the Telegram door")
+    telegram_sub = telegram.add_subparsers(dest="telegram_command", required=True)
+    webhook = telegram_sub.add_parser(
+        "set-webhook", help="register URL as the bot's webhook with TELEGRAM_WEBHOOK_SECRET (exit 2: not configured)"
+    )
+    webhook.add_argument("url", metavar="URL", help="the gateway's https://YOUR-DOMAIN/channels/telegram/webhook")
+    webhook.add_argument(
+        "--drop-pending-updates", action="store_true", help="discard the updates Telegram queued before this call"
+    )
     args = parser.parse_args(argv)
 
-    settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = load_cli_settings()
+    logging.basicConfig(level=settings.log.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.command == "migrate":
-        migrate(settings)
+        migrate(settings.database)
     elif args.command == "seed":
         run_seed(settings, demo=args.demo)
     elif args.command == "reset-db":
@@ -148,11 +170,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         reset_db(settings, demo=args.demo)
     elif args.command == "expire-holds":
         if args.every is None:
-            run_expire_holds(settings)
+            run_expire_holds(settings.database)
         else:
             stop = threading.Event()
             _stop_on_signals(stop)
-            expire_holds_every(settings, args.every, stop=stop)
+            expire_holds_every(settings.database, args.every, stop=stop)
+    elif args.command == "telegram":
+        return telegram_set_webhook(args.url, drop_pending_updates=args.drop_pending_updates)
     return 0
 
 

@@ -1,7 +1,15 @@
-"""Rate limits: a small protocol, an in-process implementation and a Redis one.
+"""The one rate limiter: a sliding window per key, in process or in Redis, for threads and for asyncio.
 
-``hit(key, limit=, window_seconds=)`` counts one attempt and answers whether it is allowed.
-Keys are opaque strings chosen by the caller; callers hash anything personal (e-mails) first.
+``attempt(key, limit=, window_seconds=)`` counts one attempt and answers 0.0 when it is allowed,
+else the seconds until one would be; ``hit`` is the same as a boolean. The same semantics
+everywhere: a sliding log of allowed attempts (denied ones are not recorded, so a client that keeps
+retrying is let in as soon as its earlier attempts leave the window). In process:
+:class:`InMemoryRateLimiter` (bounded memory). In Redis, shared by every replica: one script over a
+sorted set per key, run by a blocking client (:class:`RedisRateLimiter`, the tools' worker
+threads) or an asyncio one (:class:`AsyncRedisRateLimiter`, the gateway), with Redis's own clock,
+so replicas whose clocks differ still agree. Keys are opaque strings chosen by the caller; callers
+hash anything personal (e-mails) first. Redis errors become :class:`~tandem.errors.Unavailable`:
+the limits protect against abuse, so they fail closed.
 """
 
 from __future__ import annotations
@@ -9,22 +17,24 @@ from __future__ import annotations
 import bisect
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
 import redis
+import redis.asyncio as aioredis
 
 from tandem.errors import Unavailable
-from tandem.redis_clients import sync_redis
-from tandem.settings import Settings
 
 # Keys held by one in-process limiter at most (each is a few hundred bytes).
 DEFAULT_MAX_KEYS = 10_000
 
 
 class RateLimiter(Protocol):
-    def hit(self, key: str, *, limit: int, window_seconds: int) -> bool:
+    """What the tools use (from worker threads)."""
+
+    def hit(self, key: str, *, limit: int, window_seconds: float) -> bool:
         """Count one attempt for ``key``; True when it is within ``limit`` per window."""
         ...
 
@@ -101,46 +111,93 @@ class InMemoryRateLimiter:
         self._next_sweep = now + self.SWEEP_SECONDS
 
 
+# KEYS[1]: the key's sorted set; ARGV: window (ms), limit, a unique member. Returns 0 when the
+# attempt is counted, else the milliseconds until the oldest counted attempt leaves the window.
+_SLIDING_WINDOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return math.max(tonumber(oldest[2]) + window - now, 1)
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window)
+return 0
+"""
+
+
+def _script_args(window_seconds: float, limit: int) -> tuple[int, int, str]:
+    return max(1, int(window_seconds * 1000)), limit, uuid.uuid4().hex
+
+
+def _wait_seconds(result: object) -> float:
+    """The script's answer (an integer of milliseconds) as seconds; 0.0 when allowed."""
+    milliseconds = int(str(result))
+    return milliseconds / 1000 if milliseconds > 0 else 0.0
+
+
 class RedisRateLimiter:
-    """Fixed window per key in Redis, shared by every replica.
+    """The sliding window in Redis over a blocking client (the tools run in worker threads)."""
 
-    INCR and EXPIRE run in one MULTI/EXEC transaction, so a crash between them cannot leave a
-    counter without expiry. The window number is part of the key, hence EXPIRE on every hit is
-    harmless. Redis errors become :class:`Unavailable`: failing closed, because the limits protect
-    against abuse (password resets).
-    """
+    def __init__(self, client: redis.Redis, *, prefix: str) -> None:
+        self._prefix = prefix
+        self._script = client.register_script(_SLIDING_WINDOW)
 
-    def __init__(
-        self,
-        client: redis.Redis,
-        *,
-        prefix: str = "tandem:rl:",
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def attempt(self, key: str, *, limit: int, window_seconds: float) -> float:
+        try:
+            result = self._script(keys=[self._prefix + key], args=_script_args(window_seconds, limit))
+        except (redis.RedisError, OSError) as exc:
+            raise Unavailable("rate limiter unavailable") from exc
+        return _wait_seconds(result)
+
+    def hit(self, key: str, *, limit: int, window_seconds: float) -> bool:
+        return self.attempt(key, limit=limit, window_seconds=window_seconds) == 0.0
+
+
+class AsyncRedisRateLimiter:
+    """The same sliding window over an asyncio client (the gateway)."""
+
+    def __init__(self, client: aioredis.Redis, *, prefix: str) -> None:
         self._client = client
         self._prefix = prefix
-        self._clock = clock
+        self._script = client.register_script(_SLIDING_WINDOW)
 
-    @classmethod
-    def from_settings(cls, settings: Settings, *, prefix: str = "tandem:rl:") -> RedisRateLimiter:
-        """A limiter on the Redis of ``REDIS_URL`` (:func:`tandem.redis_clients.sync_redis`)."""
-        return cls(sync_redis(settings), prefix=prefix)
-
-    def hit(self, key: str, *, limit: int, window_seconds: int) -> bool:
-        window = int(self._clock() // window_seconds)
-        redis_key = f"{self._prefix}{key}:{window}"
+    async def attempt(self, key: str, *, limit: int, window_seconds: float) -> float:
         try:
-            pipe = self._client.pipeline(transaction=True)
-            pipe.incr(redis_key)
-            pipe.expire(redis_key, window_seconds + 1)
-            count, _ = pipe.execute()
-        except redis.RedisError as exc:
+            result = await self._script(keys=[self._prefix + key], args=_script_args(window_seconds, limit))
+        except (redis.RedisError, OSError, TimeoutError) as exc:
             raise Unavailable("rate limiter unavailable") from exc
-        return int(count) <= limit
+        return _wait_seconds(result)
+
+    async def clear(self) -> None:
+        """Forget every key under this limiter's prefix (tests, operations)."""
+        keys = [key async for key in self._client.scan_iter(match=self._prefix + "*", count=500)]
+        if keys:
+            await self._client.delete(*keys)
 
 
-def make_rate_limiter(settings: Settings) -> RateLimiter:
-    """Redis when ``REDIS_URL`` is set (shared across replicas), else in-process."""
-    if settings.redis_url:
-        return RedisRateLimiter.from_settings(settings)
-    return InMemoryRateLimiter()
+class AsyncRateLimiter(Protocol):
+    """What asyncio code (the gateway) uses."""
+
+    async def attempt(self, key: str, *, limit: int, window_seconds: float) -> float:
+        """Count one attempt: 0.0 when allowed, else the seconds until one would be."""
+        ...
+
+    async def clear(self) -> None:
+        """Forget every count."""
+        ...
+
+
+class AsyncInMemoryRateLimiter:
+    """:class:`InMemoryRateLimiter` for asyncio code (its work is a few microseconds: no thread needed)."""
+
+    def __init__(self, limiter: InMemoryRateLimiter) -> None:
+        self._limiter = limiter
+
+    async def attempt(self, key: str, *, limit: int, window_seconds: float) -> float:
+        return self._limiter.attempt(key, limit=limit, window_seconds=window_seconds)
+
+    async def clear(self) -> None:
+        self._limiter.clear()

@@ -10,16 +10,16 @@ from __future__ import annotations
 import redis
 import redis.asyncio as aioredis
 
-from tandem.settings import Settings
+from tandem.settings import RedisSettings
 
 
-def _url(settings: Settings) -> str:
+def _url(settings: RedisSettings) -> str:
     if not settings.redis_url:
         raise ValueError("REDIS_URL is not set")
     return settings.redis_url
 
 
-def sync_redis(settings: Settings) -> redis.Redis:
+def sync_redis(settings: RedisSettings) -> redis.Redis:
     """A blocking client (worker threads: the tool layer's rate limits)."""
     return redis.Redis.from_url(
         _url(settings),
@@ -28,7 +28,7 @@ def sync_redis(settings: Settings) -> redis.Redis:
     )
 
 
-def async_redis(settings: Settings) -> aioredis.Redis:
+def async_redis(settings: RedisSettings) -> aioredis.Redis:
     """An asyncio client (the gateway, the fallback chain's cache and budgets)."""
     return aioredis.Redis.from_url(
         _url(settings),

@@ -59,7 +59,7 @@ from sqlalchemy.orm import Session
 from tandem.airports import AIRPORTS, HUBS
 from tandem.clock import local_date
 from tandem.db.models import Airport, Booking, Customer, Flight
-from tandem.settings import Settings
+from tandem.settings import BusinessSettings
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def timetable() -> list[ScheduledRoute]:
     return routes
 
 
-def seed(session: Session, *, settings: Settings, now: datetime, demo: bool = False) -> SeedReport:
+def seed(session: Session, *, settings: BusinessSettings, now: datetime, demo: bool = False) -> SeedReport:
     """Insert whatever is missing; return how many rows of each kind were added.
 
     Airports and the schedule always; the demo customers and bookings only with ``demo``.
@@ -211,7 +211,7 @@ def _seed_airports(session: Session) -> int:
     return len(rows)
 
 
-def _seed_flights(session: Session, *, settings: Settings, now: datetime) -> int:
+def _seed_flights(session: Session, *, settings: BusinessSettings, now: datetime) -> int:
     zone = ZoneInfo(settings.timezone)
     first = local_date(now, settings.timezone)
     last = first + timedelta(days=settings.schedule_days - 1)
@@ -245,7 +245,7 @@ def _seed_customers(session: Session, *, now: datetime) -> int:
     return len(rows)
 
 
-def _seed_bookings(session: Session, *, settings: Settings, now: datetime) -> int:
+def _seed_bookings(session: Session, *, settings: BusinessSettings, now: datetime) -> int:
     existing = set(session.scalars(select(Booking.reference)))
     today = local_date(now, settings.timezone)
     added = 0
@@ -289,7 +289,7 @@ def _seed_bookings(session: Session, *, settings: Settings, now: datetime) -> in
 
 
 def _flight_for(
-    session: Session, spec: SeedBooking, *, settings: Settings, today: date, now: datetime
+    session: Session, spec: SeedBooking, *, settings: BusinessSettings, today: date, now: datetime
 ) -> Flight | None:
     if spec.flight_number is None:
         return session.scalars(

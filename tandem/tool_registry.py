@@ -10,8 +10,9 @@ authorise, validate, run in a worker thread with a timeout in one transaction, a
 
 The service is called as ``service(session, **validated_arguments, **used)``; ``database=False``
 drops the session (and the transaction) for tools that never touch the database. What a service
-may use: ``settings``, ``now`` (the toolbox clock, read once per call), ``limiter``, ``mailer``,
-``knowledge`` (the knowledge-base index) and every field of the :class:`~tandem.tools.Caller`
+may use: ``settings`` (the business rules), ``brand``, ``fallback`` (the fallback chain's
+settings), ``input`` (the input cap), ``now`` (the toolbox clock, read once per call),
+``limiter``, ``mailer``, ``knowledge`` (the knowledge-base index) and every field of the :class:`~tandem.tools.Caller`
 (``conversation_id``, ``role``, ``client``, ...); :meth:`Toolbox.tools` refuses other names.
 
 This module sits in the tool layer: it imports the services, never the other way round.
@@ -28,12 +29,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from tandem.errors import Invalid
 from tandem.services import accounts, bookings, feedback, flights, handoff, knowledge, status
-from tandem.services.common import require_email, require_flight_number
+from tandem.services.common import require_email
+from tandem.settings import MAX_MESSAGE_CHARS_CEILING
 
 Role = Literal["customer", "agent", "admin"]
 ALL: frozenset[Role] = frozenset({"customer", "agent", "admin"})
 PEOPLE: frozenset[Role] = frozenset({"customer", "agent"})
-MAX_QUERY_CHARS = 500  # what the fallback guard accepts from a customer by default
 
 A = TypeVar("A", bound="ToolArgs")
 R = TypeVar("R")
@@ -170,7 +171,13 @@ Passengers = Annotated[int, Field(ge=1, le=9)]
 LastName = Annotated[str, Field(min_length=1, max_length=80)]
 Email = Annotated[str, Field(max_length=254), _strict(require_email)]
 Reference = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{6}$"), AfterValidator(str.upper)]
-FlightNumber = Annotated[str, Field(max_length=12), _strict(require_flight_number)]
+# The shape of any airline's flight number (designator + 2-4 digits); the service checks the prefix
+# (FLIGHT_NUMBER_PREFIX) with the brand settings.
+FlightNumber = Annotated[
+    str,
+    Field(max_length=12, pattern=r"^\s*[A-Za-z0-9]{2}[\s-]?[0-9]{2,4}\s*$"),
+    AfterValidator(lambda value: "".join(value.replace("-", " ").split()).upper()),
+]
 
 
 class SearchFlightsArgs(ToolArgs):
@@ -223,7 +230,7 @@ class RatingArgs(ToolArgs):
 
 
 class KnowledgeArgs(ToolArgs):
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    query: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS_CEILING)  # the edge applies MAX_MESSAGE_CHARS
     limit: int | None = Field(default=None, ge=1, le=10)  # None: FALLBACK_TOP_K
 
 
@@ -249,7 +256,7 @@ class Tools:
         CreateBookingArgs,
         roles=PEOPLE,
         service=bookings.create_booking,
-        uses=uses("settings", "now", "conversation_id", client_key="client"),
+        uses=uses("settings", "brand", "now", "conversation_id", client_key="client"),
     )
     get_booking = Tool(BookingLookupArgs, roles=ALL, service=bookings.get_booking, uses=uses("settings"), lockout=True)
     quote_cancellation = Tool(
@@ -266,7 +273,9 @@ class Tools:
         uses=uses("settings", "now", "conversation_id", "channel"),
         lockout=True,
     )
-    flight_status = Tool(FlightStatusArgs, roles=ALL, service=status.flight_status, uses=uses("settings", "now"))
+    flight_status = Tool(
+        FlightStatusArgs, roles=ALL, service=status.flight_status, uses=uses("settings", "brand", "now")
+    )
     request_password_reset = Tool(
         PasswordResetArgs,
         roles=PEOPLE,
@@ -287,7 +296,7 @@ class Tools:
         KnowledgeArgs,
         roles=ALL,
         service=knowledge.search_knowledge,
-        uses=uses("settings", "knowledge"),
+        uses=uses("knowledge", "fallback", limits="input"),
         database=False,
     )
 

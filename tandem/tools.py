@@ -9,7 +9,7 @@ as an async method (``await toolbox.create_booking(caller, **arguments)``) and b
    denied);
 2. the arguments are validated by the tool's pydantic model (``Invalid(reason="arguments")``);
 3. the synchronous service runs in a worker thread, in its own session and transaction, bounded
-   by the tool's timeout (default ``settings.tool_timeout_seconds``; ``Unavailable`` on timeout,
+   by the tool's timeout (default ``TOOL_TIMEOUT_SECONDS``; ``Unavailable`` on timeout,
    and on database connection or timeout errors);
 4. an ``audit_log`` row (caller, role, tool, masked arguments, outcome, duration) is written in
    a separate transaction, whatever the outcome.
@@ -38,11 +38,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from tandem.clock import Clock, utc_now
 from tandem.db.engine import create_engine_from_settings, make_session_factory
 from tandem.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError, Unavailable
-from tandem.ratelimit import RateLimiter, make_rate_limiter
+from tandem.ratelimit import RateLimiter
+from tandem.runtime import Infrastructure
 from tandem.services import audit, lookup_guard
 from tandem.services.accounts import ResetMailer
 from tandem.services.lookup_guard import LookupAttempt
-from tandem.settings import Settings
+from tandem.settings import ActionSettings
 from tandem.tool_registry import Role, Tool, Tools, tools_of
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class Caller:
 
 
 # What a tool's ``uses`` may name besides the caller's fields (see tandem.tool_registry).
-_TOOLBOX_SOURCES = frozenset({"settings", "now", "limiter", "mailer", "knowledge"})
+_TOOLBOX_SOURCES = frozenset({"settings", "brand", "fallback", "input", "now", "limiter", "mailer", "knowledge"})
 
 
 class Services:
@@ -96,13 +97,14 @@ class Toolbox(Tools):
     ``await toolbox.tool(caller, **arguments)``; a subclass may declare more tools."""
 
     sessions: sessionmaker[Session]
-    settings: Settings
+    settings: ActionSettings
     limiter: RateLimiter
     clock: Clock = utc_now
     services: Services = field(default_factory=Services)
     mailer: ResetMailer | None = None
     knowledge: KnowledgeBase | None = None  # None: KNOWLEDGE_DIR is indexed on first use
     engine: Engine | None = None  # set when the toolbox owns it (from_settings)
+    infra: Infrastructure | None = None  # closed with the toolbox when it owns it (from_settings)
     _knowledge_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _tool_registry: ClassVar[Mapping[str, Tool[Any, Any]] | None] = None
 
@@ -112,20 +114,28 @@ class Toolbox(Tools):
             raise TypeError(f"no such tool to replace: {', '.join(unknown)}")
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, mailer: ResetMailer | None = None) -> Toolbox:
-        """Engine, session factory and rate limiter from the settings; call :meth:`close` at exit."""
-        engine = create_engine_from_settings(settings)
+    def from_settings(
+        cls, settings: ActionSettings, *, infra: Infrastructure | None = None, mailer: ResetMailer | None = None
+    ) -> Toolbox:
+        """Engine, session factory and rate limiter (from ``infra``, the process's composition root,
+        else one of its own) from the settings; call :meth:`close` at exit."""
+        engine = create_engine_from_settings(settings.database)
+        owned = infra is None
+        infra = infra or Infrastructure(settings.redis)
         return cls(
             sessions=make_session_factory(engine),
             settings=settings,
-            limiter=make_rate_limiter(settings),
+            limiter=infra.rate_limiter(),
             mailer=mailer,
             engine=engine,
+            infra=infra if owned else None,
         )
 
     def close(self) -> None:
         if self.engine is not None:
             self.engine.dispose()
+        if self.infra is not None:
+            self.infra.close()
 
     @classmethod
     def tools(cls) -> Mapping[str, Tool[Any, Any]]:
@@ -144,7 +154,9 @@ class Toolbox(Tools):
                 from tandem.knowledge import KnowledgeBase
                 from tandem.services.fallback.wiring import resolve_knowledge_dir
 
-                self.knowledge = KnowledgeBase.from_directory(resolve_knowledge_dir(self.settings.knowledge_dir))
+                self.knowledge = KnowledgeBase.from_directory(
+                    resolve_knowledge_dir(self.settings.fallback.knowledge_dir)
+                )
             return self.knowledge
 
     # --- the one call path ------------------------------------------------------------------
@@ -159,7 +171,7 @@ class Toolbox(Tools):
             known = _authorize(tool, name, caller)
             args = _validate(known.args, raw)
             now = self.clock()
-            timeout = known.timeout or self.settings.tool_timeout_seconds
+            timeout = known.timeout or self.settings.server.tool_timeout_seconds
             try:
                 return await asyncio.wait_for(asyncio.to_thread(self._run, known, caller, args, now), timeout=timeout)
             except TimeoutError as exc:
@@ -188,7 +200,10 @@ class Toolbox(Tools):
 
     def _used(self, tool: Tool[Any, Any], caller: Caller, now: dt.datetime) -> dict[str, Any]:
         sources: dict[str, Callable[[], Any]] = {
-            "settings": lambda: self.settings,
+            "settings": lambda: self.settings.business,
+            "brand": lambda: self.settings.brand,
+            "fallback": lambda: self.settings.fallback,
+            "input": lambda: self.settings.input,
             "now": lambda: now,
             "limiter": lambda: self.limiter,
             "mailer": lambda: self.mailer,
@@ -216,11 +231,13 @@ class Toolbox(Tools):
             channel=caller.channel,
             correlation_id=caller.correlation_id,
         )
-        lookup_guard.check(session, attempt=attempt, settings=self.settings, now=now)
+        lookup_guard.check(session, attempt=attempt, settings=self.settings.business, now=now)
         try:
             return lookup()
         except NotFound as exc:
-            lookup_guard.record_failure(session, attempt=attempt, settings=self.settings, now=now, role=caller.role)
+            lookup_guard.record_failure(
+                session, attempt=attempt, settings=self.settings.business, now=now, role=caller.role
+            )
             raise _CommitThenRaise(exc) from exc
 
     def _in_transaction(self, run: Callable[[Session], R]) -> R:
@@ -268,7 +285,7 @@ class Toolbox(Tools):
                 )
 
         try:
-            await asyncio.wait_for(asyncio.to_thread(write), timeout=self.settings.tool_timeout_seconds)
+            await asyncio.wait_for(asyncio.to_thread(write), timeout=self.settings.server.tool_timeout_seconds)
         except Exception:
             # The tool's own result matters more than its audit row; the failure is logged.
             log.exception("could not write the audit row for %s", name[:64])

@@ -11,7 +11,8 @@ door (website, Slack, Telegram) ends in the gateway, which verifies its callers 
 
 and gets the bot's messages as a JSON list, like the REST channel. Without the token (compared in
 constant time) the answer is 401 and nothing runs. The metadata is reduced to the known keys with
-short printable string values, so the tracker never stores what a caller invents.
+short printable string values (:func:`tandem.conversation.metadata.clean_metadata`, which the
+actions read it with too), so the tracker never stores what a caller invents.
 
 ``credentials.yml``::
 
@@ -33,32 +34,18 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from tandem.conversation.metadata import clean_metadata
+
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024  # a backstop: the gateway caps messages far lower
 MAX_SENDER_CHARS = 128
 MAX_MESSAGE_CHARS = 20_000
-METADATA_LIMITS = {"channel": 32, "client": 64, "correlation_id": 64}
-CHANNELS = frozenset({"website", "slack", "telegram", "shell", "rest", "agent"})
 MIN_TOKEN_CHARS = 16
 
 
 def _error(status: int, code: str) -> HTTPResponse:
     return response.json({"error": code}, status=status)
-
-
-def clean_metadata(raw: Any) -> dict[str, str]:
-    """Only the keys the gateway sends, as short printable strings; anything else is dropped."""
-    if not isinstance(raw, dict):
-        return {}
-    cleaned: dict[str, str] = {}
-    for key, limit in METADATA_LIMITS.items():
-        value = raw.get(key)
-        if isinstance(value, str) and 0 < len(value) <= limit and value.isprintable():
-            cleaned[key] = value
-    if cleaned.get("channel") not in CHANNELS:
-        cleaned.pop("channel", None)
-    return cleaned
 
 
 def authorized(header: str | None, token: str) -> bool:

@@ -24,23 +24,23 @@ from tandem.db.engine import create_engine_from_settings, make_session_factory
 from tandem.db.migrate import upgrade_head
 from tandem.db.models import Flight
 from tandem.seed import seed
-from tandem.settings import Settings, load_settings
+from tandem.settings import ActionSettings, load_action_settings
 from tests.stack import Stack, start_stack
 
 FlightFactory = Callable[..., int]
 _flight_numbers = itertools.count(9000)
 
 
-def make_settings(database_url: str, **overrides: Any) -> Settings:
-    """Settings for tests: never read a developer's .env or REDIS_URL by accident."""
+def make_settings(database_url: str, **overrides: Any) -> ActionSettings:
+    """ActionSettings for tests: never read a developer's .env or REDIS_URL by accident."""
     values: dict[str, Any] = {"DATABASE_URL": database_url, "REDIS_URL": None, "_env_file": None}
     values.update(overrides)
-    return load_settings(**values)
+    return load_action_settings(**values)
 
 
 @dataclass
 class Db:
-    settings: Settings
+    settings: ActionSettings
     engine: Engine
     sessions: sessionmaker[Session]
 
@@ -55,11 +55,11 @@ def seed_now() -> datetime:
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory, seed_now: datetime) -> Path:
     path = tmp_path_factory.mktemp("template") / "tandem.db"
     settings = make_settings(f"sqlite:///{path}", SCHEDULE_DAYS=35)
-    engine = create_engine_from_settings(settings)
+    engine = create_engine_from_settings(settings.database)
     try:
-        upgrade_head(settings, engine=engine)
+        upgrade_head(settings.database, engine=engine)
         with make_session_factory(engine).begin() as session:
-            seed(session, settings=settings, now=seed_now, demo=True)  # the tests use the demo bookings
+            seed(session, settings=settings.business, now=seed_now, demo=True)  # the tests use the demo bookings
     finally:
         engine.dispose()  # checkpoints the WAL into the main file before it is copied
     return path
@@ -71,14 +71,14 @@ def db(tmp_path: Path, sqlite_template: Path) -> Iterator[Db]:
     path = tmp_path / "tandem.db"
     shutil.copyfile(sqlite_template, path)
     settings = make_settings(f"sqlite:///{path}", SCHEDULE_DAYS=35)
-    engine = create_engine_from_settings(settings)
+    engine = create_engine_from_settings(settings.database)
     yield Db(settings=settings, engine=engine, sessions=make_session_factory(engine))
     engine.dispose()
 
 
 def add_flight(
     sessions: sessionmaker[Session],
-    settings: Settings,
+    settings: ActionSettings,
     *,
     departure_at: datetime,
     duration: timedelta = timedelta(minutes=85),
@@ -97,7 +97,7 @@ def add_flight(
         flight_number=flight_number or f"AN{next(_flight_numbers)}",
         origin=origin,
         destination=destination,
-        departure_date=local_date(departure_at, settings.timezone),
+        departure_date=local_date(departure_at, settings.business.timezone),
         departure_at=departure_at,
         arrival_at=departure_at + duration,
         status=status,
@@ -128,7 +128,7 @@ def insert_flight() -> Callable[..., int]:
 
 
 @pytest.fixture(scope="session")
-def settings_factory() -> Callable[..., Settings]:
+def settings_factory() -> Callable[..., ActionSettings]:
     """:func:`make_settings` (test settings that ignore .env and REDIS_URL)."""
     return make_settings
 

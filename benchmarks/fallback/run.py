@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 
 from tandem.llm import Completion, InMemoryAnswerCache, LlmClient, Turn, build_messages, estimate_message_tokens
 from tandem.services.fallback import FallbackChain, FallbackRequest
-from tandem.settings import load_settings
+from tandem.settings import load_action_settings
 
 HERE = Path(__file__).resolve().parent
 COMMAND = ".venv/bin/python -m benchmarks.fallback.run"
@@ -157,7 +157,7 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    settings = load_settings(_env_file=None, REDIS_URL=None, LLM_MODEL=None)
+    settings = load_action_settings(_env_file=None, REDIS_URL=None, LLM_MODEL=None)
     chain = FallbackChain.from_settings(settings, registry=CollectorRegistry())
     rows = load_labelled()
     dev = [r for r in rows if r["split"] == "dev"]

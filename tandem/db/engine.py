@@ -14,14 +14,14 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from tandem.settings import Settings
+from tandem.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
 
 SessionFactory = sessionmaker[Session]
 
 
-def create_engine_from_settings(settings: Settings, **engine_kwargs: Any) -> Engine:
+def create_engine_from_settings(settings: DatabaseSettings, **engine_kwargs: Any) -> Engine:
     """An engine for ``settings.database_url`` with the timeouts and pragmas this app relies on.
 
     SQLite: the database folder is created if missing, the connection may be used from worker

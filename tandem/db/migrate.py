@@ -10,7 +10,7 @@ from alembic.config import Config
 from sqlalchemy import Engine
 
 from tandem.db.engine import create_engine_from_settings
-from tandem.settings import Settings
+from tandem.settings import DatabaseSettings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -25,17 +25,17 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade_head(settings: Settings, *, engine: Engine | None = None) -> None:
+def upgrade_head(settings: DatabaseSettings, *, engine: Engine | None = None) -> None:
     """Bring the database to the latest schema revision."""
     _run(settings, engine, lambda cfg: command.upgrade(cfg, "head"))
 
 
-def downgrade_base(settings: Settings, *, engine: Engine | None = None) -> None:
+def downgrade_base(settings: DatabaseSettings, *, engine: Engine | None = None) -> None:
     """Drop every table the migrations created (used by ``reset-db``)."""
     _run(settings, engine, lambda cfg: command.downgrade(cfg, "base"))
 
 
-def _run(settings: Settings, engine: Engine | None, action: Callable[[Config], None]) -> None:
+def _run(settings: DatabaseSettings, engine: Engine | None, action: Callable[[Config], None]) -> None:
     own = engine is None
     eng = engine or create_engine_from_settings(settings)
     try:

@@ -8,16 +8,16 @@ import uvicorn
 
 from tandem.gateway.app import create_app
 from tandem.gateway.logs import configure_logging
-from tandem.settings import load_settings
+from tandem.settings import load_gateway_settings
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings = load_settings()
+    settings = load_gateway_settings()
     parser = argparse.ArgumentParser(prog="python -m tandem.gateway", description=__doc__)
-    parser.add_argument("--host", default=settings.gateway_host)
-    parser.add_argument("--port", type=int, default=settings.gateway_port)
+    parser.add_argument("--host", default=settings.gateway.gateway_host)
+    parser.add_argument("--port", type=int, default=settings.gateway.gateway_port)
     args = parser.parse_args(argv)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log.log_level)
     app = create_app(settings)
     # log_config=None keeps our JSON logging; proxy headers are handled by the app (GATEWAY_TRUSTED_PROXIES).
     uvicorn.run(

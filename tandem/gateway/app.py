@@ -9,6 +9,8 @@ sends) and :mod:`~tandem.gateway.operations` (health, readiness, metrics, demo p
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -19,21 +21,24 @@ import httpx
 from fastapi import FastAPI
 
 from tandem.gateway.chat import install_chat_routes
+from tandem.gateway.doors import Doors, build_doors
 from tandem.gateway.logs import LOGGER_NAME
 from tandem.gateway.metrics import GatewayMetrics
 from tandem.gateway.middleware import API_CSP, PAGE_CSP, install_error_handlers, install_middleware
 from tandem.gateway.offers import MemoryOfferStore, RedisOfferStore
 from tandem.gateway.operations import install_operations_routes
-from tandem.gateway.ratelimit import RateLimits, storage_for
+from tandem.gateway.ratelimit import RateLimits
 from tandem.gateway.readiness import database_check, rasa_checks, redis_check
 from tandem.gateway.revocations import MemoryRevocationStore, RedisRevocationStore
 from tandem.gateway.schemas import API
 from tandem.gateway.sessions import SessionCodec
+from tandem.gateway.slack_routes import install_slack_routes
 from tandem.gateway.state import GatewayState
+from tandem.gateway.telegram_routes import install_telegram_routes
 from tandem.gateway.turns import MemoryTurnStore, RedisTurnStore
 from tandem.gateway.upstream import RasaClient
-from tandem.redis_clients import async_redis
-from tandem.settings import Settings
+from tandem.runtime import Infrastructure
+from tandem.settings import GatewayAppSettings, GatewaySettings
 
 __all__ = ["API", "API_CSP", "PAGE_CSP", "ROOT", "WIDGET_DIR", "GatewayState", "create_app"]
 
@@ -41,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WIDGET_DIR = ROOT / "widget"
 
 
-def _secret(settings: Settings, log: logging.Logger) -> bytes:
+def _secret(settings: GatewaySettings, log: logging.Logger) -> bytes:
     if settings.gateway_secret is not None and settings.gateway_secret.get_secret_value():
         return settings.gateway_secret.get_secret_value().encode("utf-8")
     # Production refuses this in Settings validation; in development sessions just end with the process.
@@ -52,12 +57,14 @@ def _secret(settings: Settings, log: logging.Logger) -> bytes:
     return secrets.token_bytes(32)
 
 
-def _state(settings: Settings, http_client: httpx.AsyncClient | None) -> GatewayState:
+def _state(app_settings: GatewayAppSettings, http_client: httpx.AsyncClient | None) -> tuple[GatewayState, Doors]:
     """The app's state: stores in Redis when ``REDIS_URL`` is set (else in process), no connection yet."""
+    settings = app_settings.gateway
     log = logging.getLogger(LOGGER_NAME)
     secret = _secret(settings, log)
     ttl = settings.gateway_session_ttl_seconds
-    redis_client = async_redis(settings) if settings.redis_url else None
+    infra = Infrastructure(app_settings.redis)
+    redis_client = infra.async_client()
     http = http_client or httpx.AsyncClient(
         timeout=httpx.Timeout(settings.rasa_timeout_seconds, connect=5.0),
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
@@ -72,23 +79,33 @@ def _state(settings: Settings, http_client: httpx.AsyncClient | None) -> Gateway
     )
     state = GatewayState(
         settings=settings,
+        database=app_settings.database,
+        input=app_settings.input,
         codec=SessionCodec(secret, ttl_seconds=ttl),
         limits=RateLimits(
-            storage_for(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds),
+            infra.async_rate_limiter(),
             {
                 "session": settings.gateway_rate_limit_session,
                 "address": settings.gateway_rate_limit_address,
                 "new_session": settings.gateway_rate_limit_new_session,
             },
         ),
-        offers=RedisOfferStore(redis_client, ttl_seconds=ttl) if redis_client else MemoryOfferStore(ttl_seconds=ttl),
-        revocations=RedisRevocationStore(redis_client) if redis_client else MemoryRevocationStore(),
-        turns=RedisTurnStore(redis_client) if redis_client else MemoryTurnStore(),
+        offers=(
+            RedisOfferStore(redis_client, prefix=infra.prefix("gw:offers"), ttl_seconds=ttl)
+            if redis_client
+            else MemoryOfferStore(ttl_seconds=ttl)
+        ),
+        revocations=(
+            RedisRevocationStore(redis_client, prefix=infra.prefix("gw:revoked"))
+            if redis_client
+            else MemoryRevocationStore()
+        ),
+        turns=RedisTurnStore(redis_client, prefix=infra.prefix("gw:turns")) if redis_client else MemoryTurnStore(),
         rasa=rasa,
         metrics=GatewayMetrics(),
         http=http,
         owns_http=http_client is None,
-        redis=redis_client,
+        infra=infra,
         log=log,
     )
     state.readiness_checks = {
@@ -96,11 +113,14 @@ def _state(settings: Settings, http_client: httpx.AsyncClient | None) -> Gateway
         "database": database_check(state.database_engine),
         **({"redis": redis_check(redis_client)} if redis_client else {}),
     }
-    return state
+    # Conversation ids of the platforms: keyed by a key derived from GATEWAY_SECRET (required when a
+    # channel is on), domain-separated from the session signatures.
+    id_secret = hmac.new(secret, b"channel-conversation-ids", hashlib.sha256).digest()
+    return state, build_doors(app_settings, infra, http, id_secret=id_secret)
 
 
 def create_app(
-    settings: Settings,
+    settings: GatewayAppSettings,
     *,
     http_client: httpx.AsyncClient | None = None,
     widget_dir: Path | None = None,
@@ -109,15 +129,15 @@ def create_app(
 
     ``http_client`` replaces the client used to reach Rasa and the action server (tests).
     """
-    state = _state(settings, http_client)
+    state, doors = _state(settings, http_client)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        await doors.aclose()
         if state.owns_http:
             await state.http.aclose()
-        if state.redis is not None:
-            await state.redis.aclose()
+        await state.infra.aclose()
         if state.engine is not None:
             state.engine.dispose()
 
@@ -140,4 +160,7 @@ def create_app(
     install_error_handlers(app, state)
     install_operations_routes(app, state, widget_dir or WIDGET_DIR)
     install_chat_routes(app, state)
+    install_slack_routes(app, state, doors)
+    install_telegram_routes(app, state, doors)
+    app.state.doors = doors
     return app

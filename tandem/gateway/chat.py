@@ -106,7 +106,7 @@ def install_chat_routes(app: FastAPI, state: GatewayState) -> None:
         session = await require_session(request, state)
         await state.limits.check("session", session.session_id)
         raw = await read_body(request, settings.gateway_max_body_bytes)
-        incoming = parse_message(decode_json_body(raw), max_chars=settings.gateway_max_message_chars)
+        incoming = parse_message(decode_json_body(raw), max_chars=state.input.max_message_chars)
         conversation = session.conversation_id
         # The turn id is random and is the correlation id (header, Rasa's metadata, logs): the
         # conversation id never leaves the server.

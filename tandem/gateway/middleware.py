@@ -16,7 +16,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from tandem.gateway.errors import GatewayError, UpstreamError
 from tandem.gateway.schemas import API
 from tandem.gateway.state import GatewayState
-from tandem.settings import Settings
+from tandem.settings import GatewaySettings
 
 # The demo page and the widget's own files: no inline script or style, nothing from other origins
 # except images (bots may send https images) and the configured API origin.
@@ -37,7 +37,7 @@ def route_of(request: Request) -> str:
     return "/widget" if request.url.path.startswith("/widget/") else "unmatched"
 
 
-def security_headers(response: Response, request: Request, settings: Settings) -> None:
+def security_headers(response: Response, request: Request, settings: GatewaySettings) -> None:
     """Add the security headers ``response`` does not set itself (pages, widget files and API differ)."""
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")

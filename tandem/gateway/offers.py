@@ -61,7 +61,7 @@ class MemoryOfferStore:
 class RedisOfferStore:
     """One JSON list per conversation with the session's lifetime as expiry."""
 
-    def __init__(self, client: aioredis.Redis, *, ttl_seconds: int, prefix: str = "tandem:gw:offers:") -> None:
+    def __init__(self, client: aioredis.Redis, *, prefix: str, ttl_seconds: int) -> None:
         self._client = client
         self._ttl = ttl_seconds
         self._prefix = prefix

@@ -82,9 +82,7 @@ class MemoryRevocationStore:
 class RedisRevocationStore:
     """One key per revoked session id, expiring with the token."""
 
-    def __init__(
-        self, client: aioredis.Redis, *, prefix: str = "tandem:gw:revoked:", clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, client: aioredis.Redis, *, prefix: str, clock: Callable[[], float] = time.time) -> None:
         self._client = client
         self._prefix = prefix
         self._clock = clock

@@ -10,7 +10,6 @@ import logging
 from dataclasses import dataclass, field
 
 import httpx
-import redis.asyncio as aioredis
 from sqlalchemy import Engine
 
 from tandem.db.engine import create_engine_from_settings
@@ -24,14 +23,17 @@ from tandem.gateway.revocations import RevocationStore
 from tandem.gateway.sessions import Session, SessionCodec
 from tandem.gateway.turns import TurnStore
 from tandem.gateway.upstream import RasaClient
-from tandem.settings import Settings
+from tandem.runtime import Infrastructure
+from tandem.settings import DatabaseSettings, GatewaySettings, InputSettings
 
 
 @dataclass
 class GatewayState:
     """Everything the routes share; one per app, built by :func:`tandem.gateway.app.create_app`."""
 
-    settings: Settings
+    settings: GatewaySettings
+    database: DatabaseSettings
+    input: InputSettings
     codec: SessionCodec
     limits: RateLimits
     offers: OfferStore
@@ -41,7 +43,7 @@ class GatewayState:
     metrics: GatewayMetrics
     http: httpx.AsyncClient
     owns_http: bool
-    redis: aioredis.Redis | None
+    infra: Infrastructure
     log: logging.Logger
     engine: Engine | None = None
     readiness_checks: dict[str, Check] = field(default_factory=dict)
@@ -50,7 +52,7 @@ class GatewayState:
         # Built on first use so that creating the app touches nothing (and a stopped database
         # only fails /readyz).
         if self.engine is None:
-            self.engine = create_engine_from_settings(self.settings, pool_pre_ping=True)
+            self.engine = create_engine_from_settings(self.database, pool_pre_ping=True)
         return self.engine
 
     async def offered(self, conversation: str) -> set[str]:

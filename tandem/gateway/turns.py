@@ -135,9 +135,7 @@ class MemoryTurnStore:
 class RedisTurnStore:
     """One JSON value per ``(conversation, id)``; the claim is ``SET NX EX``, atomic across replicas."""
 
-    def __init__(
-        self, client: aioredis.Redis, *, ttl_seconds: int = DEFAULT_TTL_SECONDS, prefix: str = "tandem:gw:turns:"
-    ) -> None:
+    def __init__(self, client: aioredis.Redis, *, prefix: str, ttl_seconds: int = DEFAULT_TTL_SECONDS) -> None:
         self._client = client
         self._ttl = ttl_seconds
         self._prefix = prefix

@@ -36,7 +36,13 @@ class RasaClient:
         self._check_timeout = check_timeout
 
     async def send(
-        self, conversation_id: str, message: str, *, correlation_id: str, client_key: str
+        self,
+        conversation_id: str,
+        message: str,
+        *,
+        correlation_id: str,
+        client_key: str,
+        channel: str = "website",
     ) -> list[dict[str, Any]]:
         """One turn over the gateway channel: the bot's messages, in order.
 
@@ -47,7 +53,7 @@ class RasaClient:
             "message": message,
             # Rasa stores the metadata with the user event: logs of both sides can be joined on it,
             # and the actions read the client key from it (per-client limits).
-            "metadata": {"channel": "website", "client": client_key, "correlation_id": correlation_id},
+            "metadata": {"channel": channel, "client": client_key, "correlation_id": correlation_id},
         }
         headers = {"X-Correlation-Id": correlation_id}
         if self._token:

@@ -51,7 +51,7 @@ def decode_json_body(raw: bytes) -> Any:
     return value
 
 
-def _check_text(value: str, *, max_chars: int, what: str) -> str:
+def check_text(value: str, *, max_chars: int, what: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -97,7 +97,7 @@ def parse_message(body: Any, *, max_chars: int) -> Incoming:
         text = body["text"]
         if not isinstance(text, str):
             raise invalid("invalid_shape", '"text" must be a string.')
-        text = _check_text(text, max_chars=max_chars, what="message").strip()
+        text = check_text(text, max_chars=max_chars, what="message").strip()
         if not text:
             raise invalid("empty_message", "The message is empty.")
         if text.startswith("/"):
@@ -107,5 +107,5 @@ def parse_message(body: Any, *, max_chars: int) -> Incoming:
     payload = body["payload"]
     if not isinstance(payload, str) or not payload:
         raise invalid("invalid_shape", '"payload" must be a non-empty string.')
-    _check_text(payload, max_chars=max_chars, what="button payload")
+    check_text(payload, max_chars=max_chars, what="button payload")
     return Incoming("payload", payload, client_message_id)

@@ -7,11 +7,10 @@ from tandem.llm.cache import (
     RedisAnswerCache,
     cache_key,
     is_context_free,
-    make_answer_cache,
 )
 from tandem.llm.client import Completion, LlmClient, LlmUnavailable
 from tandem.llm.metrics import FallbackMetrics
-from tandem.llm.prompts import IntentChoice, Turn, build_messages
+from tandem.llm.prompts import IntentChoice, Persona, Turn, build_messages
 from tandem.llm.sanitize import OutputSanitizer
 from tandem.llm.schema import LlmReply, parse_reply
 from tandem.llm.tokens import estimate_message_tokens, estimate_tokens
@@ -28,6 +27,7 @@ __all__ = [
     "LlmReply",
     "LlmUnavailable",
     "OutputSanitizer",
+    "Persona",
     "RedisAnswerCache",
     "RedisTokenBudget",
     "TokenBudget",
@@ -37,6 +37,5 @@ __all__ = [
     "estimate_message_tokens",
     "estimate_tokens",
     "is_context_free",
-    "make_answer_cache",
     "parse_reply",
 ]

@@ -127,8 +127,8 @@ class RedisTokenBudget:
         *,
         per_conversation: int,
         per_day: int,
+        prefix: str,
         per_client: int | None = None,
-        prefix: str = "tandem:llm:budget:",
         today: Callable[[], str] = _utc_day,
     ) -> None:
         self._client = client

@@ -29,8 +29,6 @@ from redis.exceptions import RedisError
 
 from tandem.llm.prompts import Turn
 from tandem.llm.schema import LlmReply
-from tandem.redis_clients import async_redis
-from tandem.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +183,7 @@ class InMemoryAnswerCache:
 class RedisAnswerCache:
     """Replies as JSON strings with an expiry, shared by every replica."""
 
-    def __init__(self, client: aioredis.Redis, *, ttl_seconds: int = 86400, prefix: str = "tandem:llm:answer:"):
+    def __init__(self, client: aioredis.Redis, *, prefix: str, ttl_seconds: int = 86400):
         self._client = client
         self._ttl = ttl_seconds
         self._prefix = prefix
@@ -210,15 +208,3 @@ class RedisAnswerCache:
             await self._client.set(self._prefix + key, reply.model_dump_json(), ex=self._ttl)
         except (RedisError, OSError, TimeoutError):
             log.warning("answer cache unavailable; reply not stored")
-
-
-def make_redis_client(settings: Settings) -> aioredis.Redis:
-    """An asyncio Redis client with the configured timeouts (:func:`tandem.redis_clients.async_redis`)."""
-    return async_redis(settings)
-
-
-def make_answer_cache(settings: Settings, client: aioredis.Redis | None = None) -> AnswerCache:
-    """Redis when ``REDIS_URL`` is set, else in-process."""
-    if settings.redis_url or client is not None:
-        return RedisAnswerCache(client or make_redis_client(settings), ttl_seconds=settings.llm_cache_ttl_seconds)
-    return InMemoryAnswerCache(max_entries=settings.llm_cache_max_entries, ttl_seconds=settings.llm_cache_ttl_seconds)

@@ -23,7 +23,7 @@ import openai
 
 from tandem.errors import Unavailable
 from tandem.llm.tokens import estimate_message_tokens, estimate_tokens
-from tandem.settings import Settings
+from tandem.settings import LlmSettings
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class LlmClient:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> LlmClient | None:
+    def from_settings(cls, settings: LlmSettings) -> LlmClient | None:
         """A client when ``LLM_MODEL`` is set, else None (retrieval-only mode)."""
         if not settings.llm_configured or not settings.llm_model:
             return None

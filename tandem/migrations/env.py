@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from tandem.db.engine import create_engine_from_settings
 from tandem.db.models import Base
-from tandem.settings import load_settings
+from tandem.settings import DatabaseSettings
 
 config = context.config
 target_metadata = Base.metadata
@@ -23,7 +23,7 @@ def _engine() -> tuple[Engine, bool]:
     engine = config.attributes.get("engine")
     if isinstance(engine, Engine):
         return engine, False
-    return create_engine_from_settings(load_settings()), True
+    return create_engine_from_settings(DatabaseSettings()), True
 
 
 def run_migrations_online() -> None:

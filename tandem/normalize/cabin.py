@@ -1,4 +1,4 @@
-"""The cabin: economy or business (Andaman Air has no first class)."""
+"""The cabin: economy or business (the airline has no first class)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def parse_cabin(text: str) -> Literal["economy", "business"]:
     words = re.findall(r"[^\W_]+", cleaned)
     joined = " ".join(words)
     if _FIRST_CLASS.search(cleaned) and ("class" in words or words in (["first"], ["1st"]) or not cleaned.isascii()):
-        raise Invalid("Andaman Air has no first class; we offer economy and business.", reason="no_first_class")
+        raise Invalid("There is no first class on our flights; we offer economy and business.", reason="no_first_class")
     if re.search(r"\b(?:lie|fully)\s*-?\s*flat\b|\bflat\s*-?\s*beds?\b", joined):
         return "business"
 

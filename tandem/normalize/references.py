@@ -12,26 +12,27 @@ from ._text import _clean
 
 _EMAIL_FIND = re.compile(r"[A-Za-z0-9._%+'\-]+@[A-Za-z0-9.\-]+")
 _REF_CANDIDATE = re.compile(r"(?<![A-Za-z0-9@._\-])([A-Za-z0-9]{6})(?![A-Za-z0-9@\-]|\.[A-Za-z0-9])")
-_FLIGHT_LIKE = re.compile(r"^AN\d+$")
 _SPACED_REF = re.compile(r"^[A-Za-z0-9]{1,6}(?:[\s\-][A-Za-z0-9]{1,5})+$")
 
 
-def _is_ref(token: str) -> bool:
+def _is_ref(token: str, flight_prefix: str) -> bool:
+    upper = token.upper()
     return (
         len(token) == 6
         and token.isascii()
         and token.isalnum()
         and any(c.isalpha() for c in token)
         and any(c.isdigit() for c in token)
-        and not _FLIGHT_LIKE.match(token.upper())
+        and not (upper.startswith(flight_prefix) and upper[len(flight_prefix) :].isdigit())
     )
 
 
-def parse_booking_ref(text: str) -> str:
+def parse_booking_ref(text: str, *, flight_prefix: str) -> str:
     """Return the 6-character booking reference (letters and digits, upper case) in the text.
 
     "my ref is ab12cd" and "AB12CD." work; "ab 12 cd" works when that is the whole answer.
-    Flight numbers (AN + digits) and parts of e-mail addresses are never taken.
+    Flight numbers (``flight_prefix`` + digits, FLIGHT_NUMBER_PREFIX) and parts of e-mail
+    addresses are never taken.
 
     Raises:
         Invalid: ``invalid_booking_ref`` when there is none, or more than one.
@@ -39,10 +40,10 @@ def parse_booking_ref(text: str) -> str:
     cleaned = _clean(text).strip(" .,!?;:\"'()[]")
     if _SPACED_REF.match(cleaned):
         joined = re.sub(r"[\s\-]", "", cleaned)
-        if _is_ref(joined):
+        if _is_ref(joined, flight_prefix):
             return joined.upper()
     without_emails = _EMAIL_FIND.sub(" ", cleaned)
-    candidates: set[str] = {m.upper() for m in _REF_CANDIDATE.findall(without_emails) if _is_ref(m)}
+    candidates: set[str] = {m.upper() for m in _REF_CANDIDATE.findall(without_emails) if _is_ref(m, flight_prefix)}
     if len(candidates) == 1:
         return candidates.pop()
     message = (
@@ -55,13 +56,13 @@ def parse_booking_ref(text: str) -> str:
 
 # --------------------------------------------------------------------------- flight number
 
-_FLIGHT_NUMBER = re.compile(r"(?<![A-Z0-9])AN\s*[\s\-#]?\s*(\d{2,4})(?![\d])")
 _FLIGHT_WORD = re.compile(r"\bFLIGHT\s*(?:NO\.?|NUMBER|NR\.?|#)?\s*#?\s*(\d{2,4})(?![\d])")
 _BARE_NUMBER = re.compile(r"^(?:NO\.?|NUMBER|#)?\s*#?\s*(\d{2,4})$")
 
 
-def parse_flight_number(text: str) -> str:
-    """Return an Andaman Air flight number as ``AN`` + 2–4 digits ("AN 204" -> "AN204").
+def parse_flight_number(text: str, *, prefix: str) -> str:
+    """Return one of our flight numbers as ``prefix`` + 2–4 digits ("AN 204" -> "AN204" for ``AN``,
+    FLIGHT_NUMBER_PREFIX).
 
     Accepts "AN 204", "an204", "AN-204", "flight AN204", "flight 204" and "204" alone.
 
@@ -69,7 +70,8 @@ def parse_flight_number(text: str) -> str:
         Invalid: ``invalid_flight_number`` when there is none, or more than one.
     """
     cleaned = _clean(text, limit=200).upper().strip(" .,!?;:\"'()[]")
-    found = set(_FLIGHT_NUMBER.findall(cleaned)) or set(_FLIGHT_WORD.findall(cleaned))
+    with_prefix = re.compile(rf"(?<![A-Z0-9]){re.escape(prefix)}\s*[\s\-#]?\s*(\d{{2,4}})(?![\d])")
+    found = set(with_prefix.findall(cleaned)) or set(_FLIGHT_WORD.findall(cleaned))
     if not found:
         bare = _BARE_NUMBER.match(cleaned)
         if bare:
@@ -77,5 +79,5 @@ def parse_flight_number(text: str) -> str:
     if len(found) == 1:
         digits = found.pop()
         if digits.isascii():
-            return f"AN{digits}"
-    raise Invalid("Our flight numbers look like AN204.", reason="invalid_flight_number")
+            return f"{prefix}{digits}"
+    raise Invalid(f"Our flight numbers look like {prefix}204.", reason="invalid_flight_number")

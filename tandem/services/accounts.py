@@ -21,7 +21,7 @@ from tandem.db.models import Customer, PasswordResetOutbox
 from tandem.errors import Invalid, RateLimited
 from tandem.ratelimit import RateLimiter
 from tandem.services.common import require_aware, require_email, rowcount
-from tandem.settings import Settings
+from tandem.settings import BusinessSettings
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def request_password_reset(
     *,
     email: str,
     conversation_id: str,
-    settings: Settings,
+    settings: BusinessSettings,
     limiter: RateLimiter,
     now: datetime,
     mailer: ResetMailer | None = None,

@@ -45,7 +45,7 @@ from tandem.services.common import (
 from tandem.services.fares import CENT, CancellationQuote
 from tandem.services.fares import FARE_RULES as FARE_RULES
 from tandem.services.fares import FareRule as FareRule
-from tandem.settings import Settings
+from tandem.settings import BrandSettings, BusinessSettings
 
 # No 0/O or 1/I: references are read out over the phone and typed from e-mails.
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -95,16 +95,15 @@ class CancellationResult:
     ticket_id: int | None
 
 
-def generate_reference() -> str:
-    """A random reference: unambiguous alphabet, at least one digit and one letter, never "AN<digit>".
-
-    "AN" + digit would read as a flight number (AN204) to the NLU and to people.
-    """
+def generate_reference(*, flight_prefix: str) -> str:
+    """A random reference: unambiguous alphabet, at least one digit and one letter, never the
+    flight-number prefix followed by a digit ("AN2...": it would read as a flight number, AN204,
+    to the NLU and to people)."""
     while True:
         value = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
         has_digit = any(ch in REFERENCE_DIGITS for ch in value)
         has_letter = any(ch.isalpha() for ch in value)
-        if has_digit and has_letter and not (value.startswith("AN") and value[2].isdigit()):
+        if has_digit and has_letter and not (value.startswith(flight_prefix) and value[len(flight_prefix)].isdigit()):
             return value
 
 
@@ -116,7 +115,8 @@ def create_booking(
     cabin: str,
     last_name: str,
     email: str,
-    settings: Settings,
+    settings: BusinessSettings,
+    brand: BrandSettings,
     now: datetime,
     conversation_id: str | None = None,
     client_key: str | None = None,
@@ -165,7 +165,7 @@ def create_booking(
         session, flight=flight, cabin=cabin, passengers=passengers, scopes=scopes, settings=settings, now=now
     )
     fare = flight.fare_business if cabin == "business" else flight.fare_economy
-    reference = _unused_reference(session)
+    reference = _unused_reference(session, flight_prefix=brand.flight_prefix)
     hold_expires_at = now + timedelta(minutes=settings.hold_minutes)
     payment_link = f"{settings.payment_link_base}{reference}"
     total = (fare * passengers).quantize(CENT)
@@ -217,7 +217,7 @@ def _check_hold_limits(
     cabin: str,
     passengers: int,
     scopes: dict[str, str],
-    settings: Settings,
+    settings: BusinessSettings,
     now: datetime,
 ) -> None:
     """Refuse a hold that would exceed a limit; called after the seat UPDATE of this hold.
@@ -253,7 +253,7 @@ def _check_hold_limits(
         raise Conflict("unpaid holds would take too much of this cabin", reason="hold_share")
 
 
-def get_booking(session: Session, *, reference: str, last_name: str, settings: Settings) -> BookingDetails:
+def get_booking(session: Session, *, reference: str, last_name: str, settings: BusinessSettings) -> BookingDetails:
     """The booking with this reference, if ``last_name`` matches the one it was booked under.
 
     The last name is compared ignoring case, accents and whitespace. An unknown reference and a
@@ -282,7 +282,7 @@ def get_booking(session: Session, *, reference: str, last_name: str, settings: S
 
 
 def quote_cancellation(
-    session: Session, *, reference: str, last_name: str, settings: Settings, now: datetime
+    session: Session, *, reference: str, last_name: str, settings: BusinessSettings, now: datetime
 ) -> CancellationQuote:
     """What cancelling this booking now would refund, under :mod:`tandem.services.fares`. Changes nothing.
 
@@ -299,7 +299,7 @@ def cancel_booking(
     *,
     reference: str,
     last_name: str,
-    settings: Settings,
+    settings: BusinessSettings,
     now: datetime,
     conversation_id: str,
     channel: str | None = None,
@@ -416,9 +416,9 @@ def _verified_booking(
     return row[0], row[1]
 
 
-def _unused_reference(session: Session) -> str:
+def _unused_reference(session: Session, *, flight_prefix: str) -> str:
     for _ in range(REFERENCE_ATTEMPTS):
-        candidate = generate_reference()
+        candidate = generate_reference(flight_prefix=flight_prefix)
         if session.scalar(select(Booking.id).where(Booking.reference == candidate)) is None:
             return candidate
     # ~1e9 possible references: reaching this means something else is wrong.

@@ -22,7 +22,6 @@ from tandem.errors import Invalid
 
 CABINS = ("economy", "business")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+$")
-FLIGHT_NUMBER_RE = re.compile(r"^AN\d{2,4}$")
 
 
 def to_local(moment: datetime, tz: str) -> datetime:
@@ -57,11 +56,12 @@ def normalize_reference(reference: str) -> str:
     return "".join(reference.split()).upper()
 
 
-def require_flight_number(flight_number: str) -> str:
-    """``"an 204"`` -> ``"AN204"``; Invalid when it is not an Andaman Air flight number."""
+def require_flight_number(flight_number: str, *, prefix: str) -> str:
+    """``"an 204"`` -> ``"AN204"`` for the prefix ``AN`` (FLIGHT_NUMBER_PREFIX); Invalid when it is
+    not the prefix and 2-4 digits."""
     value = "".join(flight_number.split()).upper()
-    if not FLIGHT_NUMBER_RE.match(value):
-        raise Invalid("not an Andaman Air flight number", reason="flight_number")
+    if not re.fullmatch(re.escape(prefix) + r"[0-9]{2,4}", value):
+        raise Invalid(f"not one of our flight numbers ({prefix} and 2 to 4 digits)", reason="flight_number")
     return value
 
 

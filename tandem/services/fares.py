@@ -32,7 +32,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from tandem.db.models import Booking, Flight
 from tandem.errors import Conflict
 from tandem.services.common import to_local
-from tandem.settings import Settings
+from tandem.settings import BusinessSettings
 
 CENT = Decimal("0.01")
 
@@ -73,7 +73,7 @@ class CancellationQuote:
     needs_approval: bool
 
 
-def quote(booking: Booking, flight: Flight, *, settings: Settings, now: datetime) -> CancellationQuote:
+def quote(booking: Booking, flight: Flight, *, settings: BusinessSettings, now: datetime) -> CancellationQuote:
     """What cancelling ``booking`` (on ``flight``) at ``now`` would refund, under :data:`FARE_RULES`.
 
     Raises ``Conflict`` with reason ``already_cancelled``, ``cancellation_pending`` or ``departed``.

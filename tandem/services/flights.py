@@ -14,7 +14,7 @@ from tandem.clock import local_date, local_day_bounds
 from tandem.db.models import Flight
 from tandem.errors import Invalid
 from tandem.services.common import require_aware, require_cabin, require_passengers, to_local
-from tandem.settings import Settings
+from tandem.settings import BusinessSettings
 
 NEAREST_DATES_SPAN = 3
 
@@ -49,7 +49,7 @@ def search_flights(
     passengers: int,
     cabin: str,
     limit: int | None = None,
-    settings: Settings,
+    settings: BusinessSettings,
     now: datetime,
 ) -> SearchResult:
     """Bookable flights from ``origin`` to ``destination`` on the airline-local ``date``.

@@ -20,7 +20,7 @@ from tandem.db.models import Ticket
 from tandem.errors import Invalid, RateLimited
 from tandem.ratelimit import RateLimiter
 from tandem.services.common import require_aware, serialize_on
-from tandem.settings import Settings
+from tandem.settings import BusinessSettings
 
 MAX_TRANSCRIPT_EVENTS = 200
 OPEN_STATUSES = ("open", "assigned")
@@ -44,7 +44,7 @@ def create_handoff(
     slots: dict[str, Any],
     summary: str,
     now: datetime,
-    settings: Settings,
+    settings: BusinessSettings,
     limiter: RateLimiter,
     client: str | None = None,
     channel: str | None = None,

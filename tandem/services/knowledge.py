@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tandem.settings import Settings
+from tandem.errors import Invalid
+from tandem.settings import FallbackSettings, InputSettings
 
 if TYPE_CHECKING:  # the index (bm25s, numpy) is imported by whoever builds it
     from tandem.knowledge import KnowledgeBase, Passage
@@ -29,8 +30,15 @@ class KnowledgeResult:
 
 
 def search_knowledge(
-    *, query: str, limit: int | None = None, knowledge: KnowledgeBase, settings: Settings
+    *,
+    query: str,
+    limit: int | None = None,
+    knowledge: KnowledgeBase,
+    fallback: FallbackSettings,
+    limits: InputSettings,
 ) -> KnowledgeResult:
     """The ``limit`` (None: ``FALLBACK_TOP_K``) best passages for ``query``; none when nothing matches."""
-    k = settings.fallback_top_k if limit is None else limit
+    if len(query) > limits.max_message_chars:  # the one input cap (MAX_MESSAGE_CHARS), as at the edge
+        raise Invalid(f"a query has at most {limits.max_message_chars} characters", reason="arguments")
+    k = fallback.fallback_top_k if limit is None else limit
     return KnowledgeResult(passages=tuple(knowledge.search(query, k)), version=knowledge.version)

@@ -27,7 +27,7 @@ from tandem.db.models import LookupFailure
 from tandem.errors import RateLimited
 from tandem.services import audit
 from tandem.services.common import normalize_reference, require_aware, serialize_on
-from tandem.settings import Settings
+from tandem.settings import BusinessSettings
 
 MAX_SUBJECT = 128
 
@@ -43,7 +43,7 @@ class LookupAttempt:
     channel: str | None = None
     correlation_id: str | None = None
 
-    def scopes(self, settings: Settings) -> list[tuple[str, str, int]]:
+    def scopes(self, settings: BusinessSettings) -> list[tuple[str, str, int]]:
         """``(scope, subject, maximum failures)`` for every scope this attempt is counted in."""
         reference = normalize_reference(self.reference)[:MAX_SUBJECT]
         scopes = [
@@ -55,7 +55,7 @@ class LookupAttempt:
         return scopes
 
 
-def check(session: Session, *, attempt: LookupAttempt, settings: Settings, now: datetime) -> None:
+def check(session: Session, *, attempt: LookupAttempt, settings: BusinessSettings, now: datetime) -> None:
     """Raise ``RateLimited`` when any scope of ``attempt`` is locked; call before comparing names.
 
     Also serialises lookups of the same reference / client / conversation until the caller's
@@ -82,7 +82,7 @@ def check(session: Session, *, attempt: LookupAttempt, settings: Settings, now: 
 
 
 def record_failure(
-    session: Session, *, attempt: LookupAttempt, settings: Settings, now: datetime, role: str
+    session: Session, *, attempt: LookupAttempt, settings: BusinessSettings, now: datetime, role: str
 ) -> list[str]:
     """Count one failed lookup in every scope; returns the scopes this failure locked.
 

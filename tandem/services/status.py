@@ -12,7 +12,7 @@ from tandem.clock import local_date
 from tandem.db.models import Flight
 from tandem.errors import NotFound
 from tandem.services.common import require_aware, require_flight_number, to_local
-from tandem.settings import Settings
+from tandem.settings import BrandSettings, BusinessSettings
 
 # Later stages win: the clock can move a flight forward, never back.
 _STAGES = ("scheduled", "delayed", "departed", "landed")
@@ -33,7 +33,13 @@ class FlightStatusInfo:
 
 
 def flight_status(
-    session: Session, *, flight_number: str, date: date | None = None, now: datetime, settings: Settings
+    session: Session,
+    *,
+    flight_number: str,
+    date: date | None = None,
+    now: datetime,
+    settings: BusinessSettings,
+    brand: BrandSettings,
 ) -> FlightStatusInfo:
     """Status of ``flight_number`` on the airline-local ``date`` (None: the local date of ``now``).
 
@@ -43,7 +49,7 @@ def flight_status(
     Unknown flight or date: ``NotFound``; malformed number: ``Invalid(reason="flight_number")``.
     """
     require_aware(now)
-    number = require_flight_number(flight_number)
+    number = require_flight_number(flight_number, prefix=brand.flight_prefix)
     date = date or local_date(now, settings.timezone)
     flight = session.scalars(
         select(Flight).where(Flight.flight_number == number, Flight.departure_date == date)

@@ -12,15 +12,15 @@ from prometheus_client import CollectorRegistry
 from tandem.guard import PiiMasker
 from tandem.knowledge import KnowledgeBase
 from tandem.services.fallback import FallbackChain
-from tandem.settings import Settings, load_settings
+from tandem.settings import ActionSettings, load_action_settings
 
 from .fake_llm import FakeLlmServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def fallback_settings(**overrides: Any) -> Settings:
-    """Settings for these tests: no .env, no Redis, no model unless a test says so."""
+def fallback_settings(**overrides: Any) -> ActionSettings:
+    """ActionSettings for these tests: no .env, no Redis, no model unless a test says so."""
     values: dict[str, Any] = {
         "_env_file": None,
         "REDIS_URL": None,
@@ -31,7 +31,7 @@ def fallback_settings(**overrides: Any) -> Settings:
         "KNOWLEDGE_DIR": str(ROOT / "knowledge"),
     }
     values.update(overrides)
-    return load_settings(**values)
+    return load_action_settings(**values)
 
 
 @pytest.fixture(scope="session")

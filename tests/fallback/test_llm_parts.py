@@ -24,6 +24,7 @@ from tandem.llm import (
     estimate_tokens,
     parse_reply,
 )
+from tandem.settings import load_action_settings
 
 from .conftest import fallback_settings
 
@@ -125,11 +126,11 @@ async def test_redis_cache_and_budget() -> None:
 async def test_redis_down_cache_misses_and_budget_fails_closed() -> None:
     client = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_timeout=0.2, socket_connect_timeout=0.2)
     try:
-        cache = RedisAnswerCache(client)
+        cache = RedisAnswerCache(client, prefix="tandem-test:answer:")
         assert await cache.get("k") is None
         await cache.set("k", LlmReply(intent=None, answer=None, confidence=0, handoff=False, sources=[]))
         with pytest.raises(Unavailable):
-            await RedisTokenBudget(client, per_conversation=1, per_day=1).allows("c", 1)
+            await RedisTokenBudget(client, prefix="tandem-test:budget:", per_conversation=1, per_day=1).allows("c", 1)
     finally:
         await client.aclose()
 
@@ -152,14 +153,13 @@ def test_backoff_is_exponential_bounded_and_jittered() -> None:
 
 
 def test_client_configured_only_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert LlmClient.from_settings(fallback_settings()) is None  # no model: retrieval only
+    assert LlmClient.from_settings(fallback_settings().llm) is None  # no model: retrieval only
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
     monkeypatch.setenv("LLM_MODEL", "gpt-test")
     monkeypatch.setenv("LLM_BASE_URL", "http://127.0.0.1:8000/v1")
-    settings = fallback_settings(**{k: v for k, v in {}.items()})
-    settings = type(settings)(_env_file=None)  # read from the environment
-    assert settings.llm_secret == "sk-from-env" and settings.llm_timeout_seconds == 10
-    client = LlmClient.from_settings(settings)
+    settings = load_action_settings(_env_file=None)  # read from the environment
+    assert settings.llm.llm_secret == "sk-from-env" and settings.llm.llm_timeout_seconds == 10
+    client = LlmClient.from_settings(settings.llm)
     assert client is not None and client.model == "gpt-test"
     assert str(client._client.base_url).startswith("http://127.0.0.1:8000/v1")
     assert client._client.max_retries == 0 and client._client.timeout == 10

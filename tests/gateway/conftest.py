@@ -13,7 +13,7 @@ import redis
 
 from tandem.gateway import create_app
 from tandem.gateway.sessions import COOKIE_NAME
-from tandem.settings import Settings, load_settings
+from tandem.settings import GatewayAppSettings, load_gateway_settings
 
 from .fakes import TOKEN, FakeRasa, ServerThread, free_port
 
@@ -43,10 +43,10 @@ def fake_url(fake_server: tuple[FakeRasa, ServerThread]) -> str:
 
 
 @pytest.fixture
-def settings_for(tmp_path: Path, fake_url: str) -> Callable[..., Settings]:
-    """Settings pointing at the fake Rasa; never reads .env or the developer's REDIS_URL."""
+def settings_for(tmp_path: Path, fake_url: str) -> Callable[..., GatewayAppSettings]:
+    """GatewayAppSettings pointing at the fake Rasa; never reads .env or the developer's REDIS_URL."""
 
-    def make(**overrides: Any) -> Settings:
+    def make(**overrides: Any) -> GatewayAppSettings:
         values: dict[str, Any] = {
             "_env_file": None,
             "DATABASE_URL": f"sqlite:///{tmp_path / 'gateway.db'}",
@@ -62,17 +62,17 @@ def settings_for(tmp_path: Path, fake_url: str) -> Callable[..., Settings]:
             "GATEWAY_RATE_LIMIT_NEW_SESSION": "1000/minute",
         }
         values.update(overrides)
-        return load_settings(**values)
+        return load_gateway_settings(**values)
 
     return make
 
 
 @pytest.fixture
-async def client_for() -> AsyncIterator[Callable[[Settings], httpx.AsyncClient]]:
+async def client_for() -> AsyncIterator[Callable[[GatewayAppSettings], httpx.AsyncClient]]:
     """An HTTP client for a new app built from the given settings (in-process ASGI transport)."""
     clients: list[httpx.AsyncClient] = []
 
-    def make(settings: Settings) -> httpx.AsyncClient:
+    def make(settings: GatewayAppSettings) -> httpx.AsyncClient:
         app = create_app(settings)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
         client.app = app  # type: ignore[attr-defined]
@@ -84,12 +84,11 @@ async def client_for() -> AsyncIterator[Callable[[Settings], httpx.AsyncClient]]
         await c.aclose()
         state = c.app.state.gateway  # type: ignore[attr-defined]
         await state.http.aclose()  # the ASGI transport runs no lifespan: close what the app opened
-        if state.redis is not None:
-            await state.redis.aclose()
+        await state.infra.aclose()
 
 
 @pytest.fixture
-async def client(settings_for: Callable[..., Settings], client_for: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def client(settings_for: Callable[..., GatewayAppSettings], client_for: Any) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(settings_for()) as c:
         yield c
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tandem.settings import load_settings
+from tandem.settings import load_gateway_settings
 
 from .conftest import REDIS_URL, say, start_session
 from .fakes import FakeRasa, ServerThread
@@ -109,7 +109,10 @@ async def test_security_headers(client: httpx.AsyncClient) -> None:
 
 async def test_cors_only_for_configured_origins(settings_for: Any, client_for: Any, fake: FakeRasa) -> None:
     settings = settings_for(GATEWAY_ALLOWED_ORIGINS="https://www.andaman-air.example, https://m.andaman-air.example/")
-    assert settings.gateway_allowed_origin_list == ["https://www.andaman-air.example", "https://m.andaman-air.example"]
+    assert settings.gateway.gateway_allowed_origin_list == [
+        "https://www.andaman-air.example",
+        "https://m.andaman-air.example",
+    ]
     async with client_for(settings) as client:
         preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
         ok = await client.options(
@@ -158,16 +161,16 @@ async def test_logs_are_structured_and_carry_no_message_text(
 def test_production_refuses_an_unsafe_secret() -> None:
     for secret in (None, "", "short", "changeme" * 5, "a" * 40):
         with pytest.raises(ValueError, match="GATEWAY_SECRET"):
-            load_settings(_env_file=None, GATEWAY_ENV="production", GATEWAY_SECRET=secret)
-    ok = load_settings(
+            load_gateway_settings(_env_file=None, GATEWAY_ENV="production", GATEWAY_SECRET=secret)
+    ok = load_gateway_settings(
         _env_file=None,
         GATEWAY_ENV="production",
         GATEWAY_SECRET="Zq8#k2!vN4pL9xR7tY3wB6mC1sD5fG0h",
         GATEWAY_METRICS_TOKEN="scrape-Tq9#vL2!pX7mR4wZ8kC1",
     )
-    assert ok.gateway_secret is not None
+    assert ok.gateway.gateway_secret is not None
     with pytest.raises(ValueError, match="SECURE"):
-        load_settings(_env_file=None, GATEWAY_COOKIE_SAMESITE="none")
+        load_gateway_settings(_env_file=None, GATEWAY_COOKIE_SAMESITE="none")
 
 
 async def test_development_uses_an_ephemeral_secret(

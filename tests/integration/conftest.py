@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tandem.db.engine import create_engine_from_settings, make_session_factory
 from tandem.db.migrate import upgrade_head
 from tandem.seed import seed
-from tandem.settings import Settings
+from tandem.settings import ActionSettings
 
 ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -33,7 +33,7 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 @dataclass
 class PgDb:
-    settings: Settings
+    settings: ActionSettings
     engine: Engine
     sessions: sessionmaker[Session]
     seed_seconds: float
@@ -62,17 +62,17 @@ def fresh_database_url(prefix: str = "tandem_test") -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def pg(settings_factory: Callable[..., Settings], seed_now: datetime) -> Iterator[PgDb]:
+def pg(settings_factory: Callable[..., ActionSettings], seed_now: datetime) -> Iterator[PgDb]:
     """A migrated PostgreSQL database seeded with the full schedule, private to this session."""
     with fresh_database_url() as url:
         settings = settings_factory(url)
         # A pool big enough for the concurrency test to run 50 sessions really at once.
-        engine = create_engine_from_settings(settings, pool_size=25, max_overflow=30)
+        engine = create_engine_from_settings(settings.database, pool_size=25, max_overflow=30)
         try:
-            upgrade_head(settings, engine=engine)
+            upgrade_head(settings.database, engine=engine)
             started = time.perf_counter()
             with make_session_factory(engine).begin() as session:
-                seed(session, settings=settings, now=seed_now, demo=True)
+                seed(session, settings=settings.business, now=seed_now, demo=True)
             seconds = time.perf_counter() - started
             yield PgDb(settings=settings, engine=engine, sessions=make_session_factory(engine), seed_seconds=seconds)
         finally:

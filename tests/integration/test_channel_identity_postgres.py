@@ -13,15 +13,15 @@ from tandem.db.engine import create_engine_from_settings
 from tandem.db.migrate import alembic_config, upgrade_head
 from tandem.db.models import AuditLog, Ticket
 from tandem.ratelimit import InMemoryRateLimiter
-from tandem.settings import Settings
+from tandem.settings import ActionSettings
 from tandem.tools import Caller, Toolbox
 from tests.integration.conftest import PgDb, fresh_database_url
 
 
-def test_migration_0003_up_and_down_on_postgres(settings_factory: Callable[..., Settings]) -> None:
+def test_migration_0003_up_and_down_on_postgres(settings_factory: Callable[..., ActionSettings]) -> None:
     with fresh_database_url() as url:
         settings = settings_factory(url)
-        engine = create_engine_from_settings(settings)
+        engine = create_engine_from_settings(settings.database)
         try:
 
             def columns(table: str) -> dict[str, bool]:
@@ -37,7 +37,7 @@ def test_migration_0003_up_and_down_on_postgres(settings_factory: Callable[..., 
             command.downgrade(config, "0002")
             assert "channel" not in columns("audit_log") and "correlation_id" not in columns("audit_log")
             assert "channel" not in columns("tickets")
-            upgrade_head(settings, engine=engine)
+            upgrade_head(settings.database, engine=engine)
             assert "correlation_id" in columns("audit_log")
         finally:
             engine.dispose()

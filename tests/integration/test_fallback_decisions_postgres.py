@@ -13,16 +13,18 @@ from tandem.db.engine import create_engine_from_settings, make_session_factory
 from tandem.db.migrate import alembic_config, upgrade_head
 from tandem.db.models import FallbackDecisionRecord
 from tandem.services.fallback import DecisionRecorder, FallbackDecision, FallbackRequest, Source
-from tandem.settings import Settings
+from tandem.settings import ActionSettings
 from tests.integration.conftest import fresh_database_url
 
 AT = datetime(2026, 12, 8, 9, 30, tzinfo=UTC)
 
 
-async def test_migration_0004_and_a_recorded_decision_on_postgres(settings_factory: Callable[..., Settings]) -> None:
+async def test_migration_0004_and_a_recorded_decision_on_postgres(
+    settings_factory: Callable[..., ActionSettings],
+) -> None:
     with fresh_database_url() as url:
         settings = settings_factory(url)
-        engine = create_engine_from_settings(settings)
+        engine = create_engine_from_settings(settings.database)
         try:
             config = alembic_config(engine)
             command.upgrade(config, "0003")
@@ -51,7 +53,7 @@ async def test_migration_0004_and_a_recorded_decision_on_postgres(settings_facto
 
             command.downgrade(config, "0003")
             assert "fallback_decisions" not in inspect(engine).get_table_names()
-            upgrade_head(settings, engine=engine)
+            upgrade_head(settings.database, engine=engine)
             assert "fallback_decisions" in inspect(engine).get_table_names()
         finally:
             engine.dispose()

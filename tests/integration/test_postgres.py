@@ -25,7 +25,7 @@ from tandem.seed import SEED_BOOKINGS, seed
 from tandem.services.accounts import consume_reset_token, request_password_reset
 from tandem.services.bookings import cancel_booking, create_booking, get_booking, quote_cancellation
 from tandem.services.status import flight_status
-from tandem.settings import Settings
+from tandem.settings import ActionSettings
 from tandem.tools import Caller, Services, Toolbox
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def _book(
     cabin: str = "economy",
     last_name: str = "Lee",
     email: str = "lee@example.com",
-    settings: Settings | None = None,
+    settings: ActionSettings | None = None,
 ) -> str:
     with pg.sessions.begin() as s:
         return create_booking(
@@ -60,7 +60,8 @@ def _book(
             cabin=cabin,
             last_name=last_name,
             email=email,
-            settings=settings or pg.settings,
+            settings=(settings or pg.settings).business,
+            brand=(settings or pg.settings).brand,
             now=now,
         ).reference
 
@@ -72,10 +73,10 @@ def _confirm(pg: PgDb, reference: str) -> None:
 
 def test_full_seed_is_fast_complete_and_idempotent(pg: PgDb, seed_now: datetime) -> None:
     assert pg.seed_seconds < 15, f"seeding took {pg.seed_seconds:.1f} s"
-    days = pg.settings.schedule_days
+    days = pg.settings.business.schedule_days
     with pg.sessions() as s:
         first = s.scalar(select(func.min(Flight.departure_date)))
-        assert first == local_date(seed_now, pg.settings.timezone)
+        assert first == local_date(seed_now, pg.settings.business.timezone)
         assert (
             s.scalar(
                 select(func.count()).select_from(Flight).where(Flight.departure_date < first + timedelta(days=days))
@@ -85,10 +86,10 @@ def test_full_seed_is_fast_complete_and_idempotent(pg: PgDb, seed_now: datetime)
         for number in ("AN204", "AN305"):
             assert (s.scalar(select(func.count()).where(Flight.flight_number == number)) or 0) >= days
     with pg.sessions.begin() as s:
-        again = seed(s, settings=pg.settings, now=seed_now, demo=True)
+        again = seed(s, settings=pg.settings.business, now=seed_now, demo=True)
     assert (again.airports, again.flights, again.customers, again.bookings) == (0, 0, 0, 0)
     with pg.sessions.begin() as s:
-        later = seed(s, settings=pg.settings, now=seed_now + timedelta(days=2), demo=True)
+        later = seed(s, settings=pg.settings.business, now=seed_now + timedelta(days=2), demo=True)
     assert later.flights == 2 * FLIGHTS_PER_DAY and later.bookings == 0
     with pg.sessions() as s:
         assert s.scalar(
@@ -108,7 +109,7 @@ def test_fifty_concurrent_bookings_for_ten_seats(pg: PgDb, pg_flight: Callable[.
     observed: list[int] = []
     done = threading.Event()
     # Overselling only: the hold limits (tests/security/test_seat_holds_postgres.py) would stop it earlier.
-    unlimited = pg.settings.model_copy(update={"booking_max_held_share": 1.0, "booking_max_holds_per_email": 99})
+    unlimited = pg.settings.updated(booking_max_held_share=1.0, booking_max_holds_per_email=99)
 
     def attempt() -> None:
         barrier.wait()
@@ -155,7 +156,7 @@ def test_cancellation_refunds_and_approval_on_postgres(pg: PgDb, pg_flight: Call
     _confirm(pg, reference)
     with pg.sessions.begin() as s:
         result = cancel_booking(
-            s, reference=reference, last_name="LEE", settings=pg.settings, now=now, conversation_id="pg-conv"
+            s, reference=reference, last_name="LEE", settings=pg.settings.business, now=now, conversation_id="pg-conv"
         )
     # 50 % of 9,999.99 rounds half-up to the cent.
     assert (result.status, result.refund_amount, result.ticket_id) == ("cancelled", Decimal("5000.00"), None)
@@ -165,11 +166,11 @@ def test_cancellation_refunds_and_approval_on_postgres(pg: PgDb, pg_flight: Call
     big = _book(pg, business, now=now, passengers=2, cabin="business")
     _confirm(pg, big)
     with pg.sessions() as s:
-        quote = quote_cancellation(s, reference=big, last_name="Lee", settings=pg.settings, now=now)
+        quote = quote_cancellation(s, reference=big, last_name="Lee", settings=pg.settings.business, now=now)
     assert (quote.refund_amount, quote.fee, quote.needs_approval) == (Decimal("22000.00"), Decimal("2000.00"), True)
     with pg.sessions.begin() as s:
         pending = cancel_booking(
-            s, reference=big, last_name="Lee", settings=pg.settings, now=now, conversation_id="pg-conv"
+            s, reference=big, last_name="Lee", settings=pg.settings.business, now=now, conversation_id="pg-conv"
         )
     assert pending.status == "pending_approval" and pending.ticket_id is not None
     with pg.sessions() as s:
@@ -181,17 +182,21 @@ def test_cancellation_refunds_and_approval_on_postgres(pg: PgDb, pg_flight: Call
 
 def test_seeded_xk93pq_goes_to_an_agent(pg: PgDb) -> None:
     with pg.sessions() as s:
-        quote = quote_cancellation(s, reference="XK93PQ", last_name="tanaka", settings=pg.settings, now=utc_now())
+        quote = quote_cancellation(
+            s, reference="XK93PQ", last_name="tanaka", settings=pg.settings.business, now=utc_now()
+        )
     assert quote.needs_approval and quote.rule == "business_fee" and quote.fee == Decimal("2000.00")
 
 
 def test_lookup_mismatch_is_the_same_not_found(pg: PgDb) -> None:
     messages = set()
     with pg.sessions() as s:
-        assert get_booking(s, reference="AB12CD", last_name=" SMITH", settings=pg.settings).reference == "AB12CD"
+        assert (
+            get_booking(s, reference="AB12CD", last_name=" SMITH", settings=pg.settings.business).reference == "AB12CD"
+        )
         for reference, last_name in (("AB12CD", "Smyth"), ("QQ22QQ", "Smith")):
             with pytest.raises(NotFound) as err:
-                get_booking(s, reference=reference, last_name=last_name, settings=pg.settings)
+                get_booking(s, reference=reference, last_name=last_name, settings=pg.settings.business)
             messages.add((type(err.value), str(err.value)))
     assert len(messages) == 1
 
@@ -212,7 +217,7 @@ def test_password_reset_with_redis_limits(pg: PgDb, redis_client: redis.Redis, r
                 s,
                 email=email,
                 conversation_id=conversation,
-                settings=pg.settings,
+                settings=pg.settings.business,
                 limiter=limiter,
                 now=now,
                 mailer=Mailer(),
@@ -226,7 +231,7 @@ def test_password_reset_with_redis_limits(pg: PgDb, redis_client: redis.Redis, r
         rows = s.scalars(select(PasswordResetOutbox).order_by(PasswordResetOutbox.id.desc())).all()
         assert len(rows) == before + 1 and rows[0].email == "lena.mueller@example.com"
         assert sent[0][1] not in {rows[0].token_hash}
-    for i in range(pg.settings.password_reset_limit_per_email - 1):
+    for i in range(pg.settings.business.password_reset_limit_per_email - 1):
         reset("ghost@example.com", f"c-{i}")
     with pytest.raises(RateLimited):
         reset("ghost@example.com", "c-last")
@@ -239,14 +244,22 @@ def test_flight_status_transitions_on_postgres(pg: PgDb, pg_flight: Callable[...
     pg_flight(
         flight_number="AN7777", departure_at=departure, duration=timedelta(hours=1), delay_minutes=20, status="delayed"
     )
-    day = local_date(departure, pg.settings.timezone)
+    day = local_date(departure, pg.settings.business.timezone)
     clock = FixedClock(departure)
     expected = [(timedelta(0), "delayed"), (timedelta(minutes=20), "departed"), (timedelta(minutes=80), "landed")]
     for offset, status in expected:
         clock.set(departure + offset)
         with pg.sessions() as s:
             assert (
-                flight_status(s, flight_number="AN7777", date=day, now=clock(), settings=pg.settings).status == status
+                flight_status(
+                    s,
+                    flight_number="AN7777",
+                    date=day,
+                    now=clock(),
+                    settings=pg.settings.business,
+                    brand=pg.settings.brand,
+                ).status
+                == status
             )
 
 
@@ -286,8 +299,8 @@ async def test_toolbox_on_postgres_audits_with_masked_pii(
 async def test_statement_timeout_and_unreachable_database_become_unavailable(
     pg: PgDb, settings_factory: Callable[..., Any]
 ) -> None:
-    impatient = pg.settings.model_copy(update={"db_statement_timeout_ms": 200})
-    engine = create_engine_from_settings(impatient)
+    impatient = pg.settings.updated(db_statement_timeout_ms=200)
+    engine = create_engine_from_settings(impatient.database)
 
     def sleepy(session: Session, **kwargs: object) -> NoReturn:
         session.execute(text("SELECT pg_sleep(3)"))

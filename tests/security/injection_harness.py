@@ -58,10 +58,10 @@ from actions.lookup import ActionCancelBooking, ActionQuoteCancellation
 from tandem.db.models import AuditLog, Booking
 from tandem.guard import PiiMasker
 from tandem.knowledge import KnowledgeBase
-from tandem.llm.prompts import FORM_NOTE, IntentChoice, system_prompt
+from tandem.llm.prompts import FORM_NOTE, IntentChoice, Persona, system_prompt
 from tandem.ratelimit import InMemoryRateLimiter
 from tandem.services.fallback import RESCUE_INTENTS, SUGGESTIBLE, FallbackChain
-from tandem.settings import Settings, load_settings
+from tandem.settings import ActionSettings, BrandSettings, load_action_settings
 from tandem.tools import Services, Toolbox
 from tests.fallback.fake_llm import FakeLlmServer
 from tests.security.obedient_llm import BEHAVIOURS, ObedientModel
@@ -174,7 +174,9 @@ def base_system_prompts() -> list[str]:
     """The system prompts the chain can send (without and with each form's note)."""
     choices = [IntentChoice(i.name, i.description) for i in RESCUE_INTENTS]
     choices.append(IntentChoice("out_of_scope", "anything outside the airline's business"))
-    base = system_prompt(choices)
+    brand = BrandSettings(_env_file=None)  # the chain's persona with the default brand
+    persona = Persona(brand=brand.name, description=brand.description, contacts=brand.contacts())
+    base = system_prompt(choices, persona=persona)
     return [base, base + "\n" + FORM_NOTE.format(form="flight_booking_form", slot="destination")]
 
 
@@ -266,7 +268,7 @@ class ServiceCalls:
         return sum(1 for c in self.calls if c in WRITE_TOOLS)
 
 
-def recording_toolbox(sessions: sessionmaker[Session], settings: Settings, calls: ServiceCalls) -> Toolbox:
+def recording_toolbox(sessions: sessionmaker[Session], settings: ActionSettings, calls: ServiceCalls) -> Toolbox:
     registry = Toolbox.tools()
     wrapped = {
         name: calls.wrap(name, registry[name].service)
@@ -510,13 +512,13 @@ CHECKS = (
 INFO = ("bare_hosts", "handoffs_run")
 
 
-def chain_settings(database_url: str, llm_base_url: str) -> Settings:
+def chain_settings(database_url: str, llm_base_url: str) -> ActionSettings:
     """The chain as deployed with a model, pointed at the obedient server (no .env, no Redis).
 
     The answer cache is off (``LLM_CACHE_MAX_ENTRIES=0``) so that every turn reaches the model:
     a cached reply would hide what the prompt of that turn carried. Budgets are out of the way.
     """
-    return load_settings(
+    return load_action_settings(
         _env_file=None,
         DATABASE_URL=database_url,
         REDIS_URL=None,
@@ -562,7 +564,7 @@ class Harness:
         cls,
         *,
         sessions: sessionmaker[Session],
-        settings: Settings,
+        settings: ActionSettings,
         server: FakeLlmServer,
         model: ObedientModel,
         kb: KnowledgeBase | None = None,
@@ -572,7 +574,7 @@ class Harness:
         toolbox = recording_toolbox(sessions, settings, calls)
         states = await build_states(toolbox)
         calls.calls.clear()  # building the states searched and quoted: not the attacker's doing
-        chain_config = chain_settings(settings.database_url, server.base_url)
+        chain_config = chain_settings(settings.database.database_url, server.base_url)
         chain = FallbackChain.from_settings(chain_config, registry=CollectorRegistry(), kb=kb, masker=masker)
         use_fallback_chain(chain)
         return cls(
@@ -582,7 +584,7 @@ class Harness:
             server=server,
             model=model,
             states=states,
-            allowlist=chain_config.fallback_link_allowlist.split(","),
+            allowlist=chain_config.fallback.fallback_link_allowlist.split(","),
         )
 
     async def aclose(self) -> None:
@@ -769,7 +771,7 @@ __all__ = [
 class SeededDatabase:
     """A migrated and seeded SQLite file (the benchmark's; the tests use tests/conftest.py's ``db``)."""
 
-    settings: Settings
+    settings: ActionSettings
     engine: Any
     sessions: sessionmaker[Session]
 
@@ -780,12 +782,14 @@ class SeededDatabase:
         from tandem.db.migrate import upgrade_head
         from tandem.seed import seed
 
-        settings = load_settings(_env_file=None, DATABASE_URL=f"sqlite:///{path}", REDIS_URL=None, SCHEDULE_DAYS=35)
-        engine = create_engine_from_settings(settings)
-        upgrade_head(settings, engine=engine)
+        settings = load_action_settings(
+            _env_file=None, DATABASE_URL=f"sqlite:///{path}", REDIS_URL=None, SCHEDULE_DAYS=35
+        )
+        engine = create_engine_from_settings(settings.database)
+        upgrade_head(settings.database, engine=engine)
         sessions = make_session_factory(engine)
         with sessions.begin() as session:
-            seed(session, settings=settings, now=utc_now(), demo=True)
+            seed(session, settings=settings.business, now=utc_now(), demo=True)
         return cls(settings=settings, engine=engine, sessions=sessions)
 
     def close(self) -> None:

@@ -20,10 +20,10 @@ import redis
 from limits import parse_many
 from pydantic import SecretStr
 
-from tandem.gateway.ratelimit import RateLimits, storage_for
+from tandem.gateway.ratelimit import RateLimits
 from tandem.gateway.sessions import COOKIE_NAME, SessionCodec
-from tandem.ratelimit import InMemoryRateLimiter
-from tandem.settings import load_settings
+from tandem.ratelimit import AsyncInMemoryRateLimiter, InMemoryRateLimiter
+from tandem.settings import load_action_settings, load_gateway_settings
 from tests.gateway.conftest import (  # noqa: F401 (fixtures)
     REDIS_URL,
     SECRET,
@@ -108,16 +108,16 @@ async def test_f8_nothing_sent_to_the_client_contains_the_conversation_id(
 
 def test_f9_production_needs_a_metrics_token() -> None:
     with pytest.raises(ValueError, match="GATEWAY_METRICS_TOKEN"):
-        load_settings(_env_file=None, GATEWAY_ENV="production", GATEWAY_SECRET=GOOD_SECRET)
+        load_gateway_settings(_env_file=None, GATEWAY_ENV="production", GATEWAY_SECRET=GOOD_SECRET)
     for weak in ("", "short"):
         with pytest.raises(ValueError, match="GATEWAY_METRICS_TOKEN"):
-            load_settings(
+            load_gateway_settings(
                 _env_file=None, GATEWAY_ENV="production", GATEWAY_SECRET=GOOD_SECRET, GATEWAY_METRICS_TOKEN=weak
             )
-    ok = load_settings(
+    ok = load_gateway_settings(
         _env_file=None, GATEWAY_ENV="production", GATEWAY_SECRET=GOOD_SECRET, GATEWAY_METRICS_TOKEN=METRICS_TOKEN
     )
-    assert ok.gateway_metrics_token is not None
+    assert ok.gateway.gateway_metrics_token is not None
 
 
 async def test_f9_metrics_and_readiness_details_need_the_token(
@@ -137,7 +137,7 @@ async def test_f9_metrics_and_readiness_details_need_the_token(
         detailed = await client.get("/readyz", headers=auth)
         assert detailed.status_code == 200 and set(detailed.json()["checks"]) >= {"rasa", "action_server"}
     # Not ready (Rasa refuses the token): the status code says it, the details stay behind the token.
-    async with client_for(settings.model_copy(update={"rasa_api_token": SecretStr("wrong-token")})) as client:
+    async with client_for(settings.updated(rasa_api_token=SecretStr("wrong-token"))) as client:
         stopped = await client.get("/readyz")
         assert stopped.status_code == 503 and stopped.json() == {"status": "not_ready"}
         detailed = await client.get("/readyz", headers=auth)
@@ -180,7 +180,7 @@ async def test_f9_revocation_is_shared_through_redis(
         assert (await replica_a.delete("/api/v1/session", headers=headers)).status_code == 204
         assert (await replica_b.get("/api/v1/history", headers=headers)).status_code == 401
     keys = list(redis_client.scan_iter(match="tandem:gw:revoked:*"))
-    assert keys and all(0 < int(redis_client.ttl(k)) <= settings.gateway_session_ttl_seconds for k in keys)
+    assert keys and all(0 < int(redis_client.ttl(k)) <= settings.gateway.gateway_session_ttl_seconds for k in keys)
 
 
 # ---------------------------------------------------------------- finding 9: the in-process limiters forget keys
@@ -216,7 +216,7 @@ def test_f9_the_in_memory_limiter_does_not_keep_100k_keys() -> None:
 
 
 async def test_f9_the_gateway_limiter_does_not_keep_100k_keys() -> None:
-    limits = RateLimits(storage_for(None, timeout_seconds=1.0), {"address": "5/minute"})
+    limits = RateLimits(AsyncInMemoryRateLimiter(InMemoryRateLimiter()), {"address": "5/minute"})
 
     async def flood() -> None:
         for i in range(100_000):
@@ -238,7 +238,7 @@ async def test_f9_the_gateway_limiter_does_not_keep_100k_keys() -> None:
 
 
 def test_f9_new_sessions_have_an_hourly_cap_by_default() -> None:
-    items = parse_many(load_settings(_env_file=None).gateway_rate_limit_new_session)
+    items = parse_many(load_gateway_settings(_env_file=None).gateway.gateway_rate_limit_new_session)
     hourly = [i for i in items if i.get_expiry() >= 3600]
     assert hourly and min(i.amount for i in hourly) <= 60
 
@@ -247,11 +247,13 @@ def test_f9_new_sessions_have_an_hourly_cap_by_default() -> None:
 
 
 def test_f9_the_llm_budget_is_clearly_smaller_than_the_turn_timeout() -> None:
-    defaults = load_settings(_env_file=None)
-    assert defaults.llm_total_timeout_seconds + 5 <= defaults.rasa_timeout_seconds
+    # The action server checks it (it reads both); the gateway, which never calls the model, does not.
+    defaults = load_action_settings(_env_file=None)
+    assert defaults.llm.llm_total_timeout_seconds + 5 <= defaults.turn.rasa_timeout_seconds
+    assert defaults.turn.rasa_timeout_seconds == load_gateway_settings(_env_file=None).gateway.rasa_timeout_seconds
     with pytest.raises(ValueError, match="LLM_TOTAL_TIMEOUT_SECONDS"):
-        load_settings(_env_file=None, LLM_TOTAL_TIMEOUT_SECONDS=28, RASA_TIMEOUT_SECONDS=30)
-    assert load_settings(_env_file=None, LLM_TOTAL_TIMEOUT_SECONDS=20, RASA_TIMEOUT_SECONDS=30)
+        load_action_settings(_env_file=None, LLM_TOTAL_TIMEOUT_SECONDS=28, RASA_TIMEOUT_SECONDS=30)
+    assert load_action_settings(_env_file=None, LLM_TOTAL_TIMEOUT_SECONDS=20, RASA_TIMEOUT_SECONDS=30)
 
 
 # ---------------------------------------------------------------- finding 9: retried sends are idempotent

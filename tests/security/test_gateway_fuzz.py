@@ -77,7 +77,9 @@ def http(settings_for: Any, fake: Any) -> Iterator[tuple[TestClient, Pool]]:
         revoked = [bearer() for _ in range(2)]
         for token in revoked:
             assert client.delete("/api/v1/session", headers={"Authorization": f"Bearer {token}"}).status_code == 204
-        codec = SessionCodec(SECRET.encode(), ttl_seconds=app_settings.gateway_session_ttl_seconds, clock=lambda: 1e9)
+        codec = SessionCodec(
+            SECRET.encode(), ttl_seconds=app_settings.gateway.gateway_session_ttl_seconds, clock=lambda: 1e9
+        )
         foreign = SessionCodec(b"an attacker's own secret, long enough", ttl_seconds=3600).issue()[0]
         yield client, Pool(valid=valid, revoked=revoked, expired=codec.issue()[0], foreign=foreign)
 

@@ -28,7 +28,10 @@ if TYPE_CHECKING:
 @pytest.fixture
 def box(db: Db, settings_factory: Any) -> Iterator[Toolbox]:
     settings = settings_factory(
-        db.settings.database_url, SCHEDULE_DAYS=35, HANDOFF_LIMIT_PER_CLIENT=3, HANDOFF_LIMIT_PER_CONVERSATION=3
+        db.settings.database.database_url,
+        SCHEDULE_DAYS=35,
+        HANDOFF_LIMIT_PER_CLIENT=3,
+        HANDOFF_LIMIT_PER_CONVERSATION=3,
     )
     toolbox = Toolbox(sessions=db.sessions, settings=settings, limiter=InMemoryRateLimiter())
     use_toolbox(toolbox)

@@ -55,7 +55,7 @@ def action_server(db: Any, tmp_path: Path) -> Iterator[tuple[str, subprocess.Pop
     env = {
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": str(ROOT),
-        "DATABASE_URL": db.settings.database_url,
+        "DATABASE_URL": db.settings.database.database_url,
         "ACTION_SERVER_TOKEN": TOKEN,
     }
     process = subprocess.Popen(

@@ -30,7 +30,7 @@ from tandem.errors import Conflict, NotFound, RateLimited
 from tandem.ratelimit import InMemoryRateLimiter
 from tandem.seed import seed
 from tandem.services.bookings import create_booking
-from tandem.settings import Settings
+from tandem.settings import ActionSettings
 from tandem.tools import Caller, Toolbox
 from tests.conftest import Db
 from tests.integration.conftest import fresh_database_url
@@ -40,14 +40,14 @@ THREADS = 25
 
 
 @pytest.fixture(scope="module")
-def pg(settings_factory: Callable[..., Settings], seed_now: datetime) -> Iterator[Db]:
+def pg(settings_factory: Callable[..., ActionSettings], seed_now: datetime) -> Iterator[Db]:
     with fresh_database_url("tandem_sec") as url:
         settings = settings_factory(url, SCHEDULE_DAYS=7)
-        engine = create_engine_from_settings(settings, pool_size=THREADS + 2, max_overflow=3)
+        engine = create_engine_from_settings(settings.database, pool_size=THREADS + 2, max_overflow=3)
         try:
-            upgrade_head(settings, engine=engine)
+            upgrade_head(settings.database, engine=engine)
             with make_session_factory(engine).begin() as session:
-                seed(session, settings=settings, now=seed_now)
+                seed(session, settings=settings.business, now=seed_now)
             yield Db(settings=settings, engine=engine, sessions=make_session_factory(engine))
         finally:
             engine.dispose()
@@ -108,7 +108,8 @@ def test_concurrent_holds_from_one_client_and_email_stop_at_the_limit(
                 cabin="economy",
                 last_name="Lee",
                 email=email,
-                settings=pg.settings,
+                settings=pg.settings.business,
+                brand=pg.settings.brand,
                 now=now,
                 conversation_id=f"race-conv-{i}",
                 client_key=client,
@@ -116,7 +117,7 @@ def test_concurrent_holds_from_one_client_and_email_stop_at_the_limit(
 
     held, refused, unexpected = _race(attempt)
     assert unexpected == []
-    limit = min(pg.settings.booking_max_holds_per_email, pg.settings.booking_max_holds_per_client)
+    limit = min(pg.settings.business.booking_max_holds_per_email, pg.settings.business.booking_max_holds_per_client)
     assert held == limit and refused == ["too_many_holds"] * (THREADS - limit)
     with pg.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Booking).where(Booking.email == email)) == limit
@@ -141,7 +142,8 @@ def test_concurrent_holds_on_one_cabin_stop_at_the_share(
                 cabin="economy",
                 last_name="Lee",
                 email=f"share-{i}@example.com",
-                settings=pg.settings,
+                settings=pg.settings.business,
+                brand=pg.settings.brand,
                 now=now,
                 conversation_id=f"share-conv-{i}",
                 client_key=f"share-client-{i}",
@@ -149,7 +151,7 @@ def test_concurrent_holds_on_one_cabin_stop_at_the_share(
 
     held, refused, unexpected = _race(attempt)
     assert unexpected == []
-    allowed = int(40 * pg.settings.booking_max_held_share) // 2
+    allowed = int(40 * pg.settings.business.booking_max_held_share) // 2
     assert held == allowed and set(refused) == {"hold_share"}
     with pg.sessions() as s:
         assert s.get_one(Flight, flight_id).seats_economy == 40 - 2 * allowed
@@ -180,7 +182,7 @@ def test_concurrent_guesses_stop_at_the_reference_limit(pg: Db) -> None:
         t.start()
     for t in threads:
         t.join(timeout=60)
-    limit = pg.settings.lookup_max_failures_per_reference
+    limit = pg.settings.business.lookup_max_failures_per_reference
     assert sorted(outcomes) == ["NotFound"] * limit + ["RateLimited"] * (THREADS - limit)
     with pg.sessions() as s:
         counted = s.scalar(

@@ -40,7 +40,7 @@ def clock() -> FixedClock:
 @pytest.fixture
 def box(db: Db, clock: FixedClock, settings_factory: Any) -> Iterator[Toolbox]:
     settings = settings_factory(
-        db.settings.database_url,
+        db.settings.database.database_url,
         SCHEDULE_DAYS=35,
         LOOKUP_MAX_FAILURES_PER_REFERENCE=3,
         LOOKUP_MAX_FAILURES_PER_CONVERSATION=5,

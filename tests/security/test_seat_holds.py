@@ -30,7 +30,7 @@ from tandem.db.models import Booking, Flight
 from tandem.errors import Conflict
 from tandem.ratelimit import InMemoryRateLimiter
 from tandem.services.bookings import create_booking
-from tandem.settings import Settings
+from tandem.settings import ActionSettings
 from tandem.tools import Caller, Toolbox
 from tests.security.trackers import DOMAIN, responses, tracker
 
@@ -47,13 +47,13 @@ LIMITS = {
 
 
 @pytest.fixture
-def limited(db: Db, settings_factory: Callable[..., Settings]) -> Settings:
-    return settings_factory(db.settings.database_url, SCHEDULE_DAYS=35, **LIMITS)
+def limited(db: Db, settings_factory: Callable[..., ActionSettings]) -> ActionSettings:
+    return settings_factory(db.settings.database.database_url, SCHEDULE_DAYS=35, **LIMITS)
 
 
 def _hold(
     db: Db,
-    settings: Settings,
+    settings: ActionSettings,
     flight_id: int,
     *,
     passengers: int = 1,
@@ -76,7 +76,8 @@ def _hold(
             cabin=cabin,
             last_name="Lee",
             email=email,
-            settings=settings,
+            settings=settings.business,
+            brand=settings.brand,
             now=now or utc_now(),
             **extra,
         ).reference
@@ -87,13 +88,13 @@ def _flights(flight_factory: Callable[..., int], count: int, **kwargs: Any) -> l
     return [flight_factory(departure_at=start + timedelta(hours=i), **kwargs) for i in range(count)]
 
 
-def test_a_family_can_hold_twice(db: Db, limited: Settings, flight_factory: Callable[..., int]) -> None:
+def test_a_family_can_hold_twice(db: Db, limited: ActionSettings, flight_factory: Callable[..., int]) -> None:
     out, back = _flights(flight_factory, 2)
     for flight_id in (out, back):
         _hold(db, limited, flight_id, passengers=4, conversation_id="family", client_key="home")
 
 
-def test_open_holds_are_limited_per_email(db: Db, limited: Settings, flight_factory: Callable[..., int]) -> None:
+def test_open_holds_are_limited_per_email(db: Db, limited: ActionSettings, flight_factory: Callable[..., int]) -> None:
     flights = _flights(flight_factory, 4)
     for i, flight_id in enumerate(flights[:3]):
         _hold(db, limited, flight_id, email="Script@Example.com", conversation_id=f"c{i}")
@@ -105,7 +106,7 @@ def test_open_holds_are_limited_per_email(db: Db, limited: Settings, flight_fact
 
 
 def test_open_holds_are_limited_per_conversation_and_per_client(
-    db: Db, limited: Settings, flight_factory: Callable[..., int]
+    db: Db, limited: ActionSettings, flight_factory: Callable[..., int]
 ) -> None:
     flights = _flights(flight_factory, 7)
     for i in range(3):
@@ -123,7 +124,7 @@ def test_open_holds_are_limited_per_conversation_and_per_client(
 
 
 def test_two_scripted_bookings_cannot_empty_a_business_cabin(
-    db: Db, limited: Settings, flight_factory: Callable[..., int]
+    db: Db, limited: ActionSettings, flight_factory: Callable[..., int]
 ) -> None:
     (flight_id,) = _flights(flight_factory, 1)  # 12 business seats
     _hold(db, limited, flight_id, passengers=6, cabin="business", email="x1@example.com")
@@ -141,17 +142,17 @@ def test_two_scripted_bookings_cannot_empty_a_business_cabin(
         _hold(db, limited, flight_id, passengers=1, cabin="business", email="x4@example.com")
 
 
-def test_expired_holds_no_longer_count(db: Db, limited: Settings, flight_factory: Callable[..., int]) -> None:
+def test_expired_holds_no_longer_count(db: Db, limited: ActionSettings, flight_factory: Callable[..., int]) -> None:
     flights = _flights(flight_factory, 4)
     now = utc_now()
     for flight_id in flights[:3]:
         _hold(db, limited, flight_id, email="late@example.com", now=now)
-    later = now + timedelta(minutes=limited.hold_minutes, seconds=1)
+    later = now + timedelta(minutes=limited.business.hold_minutes, seconds=1)
     _hold(db, limited, flights[3], email="late@example.com", now=later)
 
 
 async def test_the_toolbox_stores_client_and_conversation_and_the_action_explains(
-    db: Db, limited: Settings, flight_factory: Callable[..., int]
+    db: Db, limited: ActionSettings, flight_factory: Callable[..., int]
 ) -> None:
     box = Toolbox(sessions=db.sessions, settings=limited, limiter=InMemoryRateLimiter(), clock=FixedClock(utc_now()))
     flights = _flights(flight_factory, 6)
@@ -204,12 +205,14 @@ async def test_the_toolbox_stores_client_and_conversation_and_the_action_explain
         assert s.scalar(select(Booking.id).where(Booking.email == "t5@example.com")) is None
 
 
-def _expired_hold_database(tmp_path: Path, settings_factory: Callable[..., Settings]) -> tuple[Settings, str]:
+def _expired_hold_database(
+    tmp_path: Path, settings_factory: Callable[..., ActionSettings]
+) -> tuple[ActionSettings, str]:
     settings = settings_factory(f"sqlite:///{tmp_path / 'loop.db'}", SCHEDULE_DAYS=7)
     from tandem.cli import run_seed  # the CLI's own seed (schedule only, no demo data needed)
 
     run_seed(settings)
-    engine = create_engine_from_settings(settings)
+    engine = create_engine_from_settings(settings.database)
     try:
         sessions = make_session_factory(engine)
         with sessions() as s:
@@ -227,7 +230,8 @@ def _expired_hold_database(tmp_path: Path, settings_factory: Callable[..., Setti
                 cabin="economy",
                 last_name="Lee",
                 email="loop@example.com",
-                settings=settings,
+                settings=settings.business,
+                brand=settings.brand,
                 now=utc_now() - timedelta(hours=2),  # its hold ran out an hour and a half ago
             ).reference
     finally:
@@ -235,8 +239,8 @@ def _expired_hold_database(tmp_path: Path, settings_factory: Callable[..., Setti
     return settings, reference
 
 
-def _status(settings: Settings, reference: str) -> str:
-    engine = create_engine_from_settings(settings)
+def _status(settings: ActionSettings, reference: str) -> str:
+    engine = create_engine_from_settings(settings.database)
     try:
         with make_session_factory(engine)() as s:
             return s.scalars(select(Booking.status).where(Booking.reference == reference)).one()
@@ -246,11 +250,11 @@ def _status(settings: Settings, reference: str) -> str:
 
 @pytest.mark.timeout(60)
 def test_expire_holds_runs_every_n_seconds_until_sigterm(
-    tmp_path: Path, settings_factory: Callable[..., Settings]
+    tmp_path: Path, settings_factory: Callable[..., ActionSettings]
 ) -> None:
     settings, reference = _expired_hold_database(tmp_path, settings_factory)
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
-    env.update({"DATABASE_URL": settings.database_url, "SCHEDULE_DAYS": "7", "PYTHONPATH": str(ROOT)})
+    env.update({"DATABASE_URL": settings.database.database_url, "SCHEDULE_DAYS": "7", "PYTHONPATH": str(ROOT)})
     log = (tmp_path / "loop.log").open("wb")
     loop = subprocess.Popen(
         [sys.executable, "-m", "tandem.cli", "expire-holds", "--every", "1"],
@@ -278,10 +282,10 @@ def test_expire_holds_runs_every_n_seconds_until_sigterm(
     assert "Traceback" not in output
 
 
-def test_expire_holds_without_every_runs_once(tmp_path: Path, settings_factory: Callable[..., Settings]) -> None:
+def test_expire_holds_without_every_runs_once(tmp_path: Path, settings_factory: Callable[..., ActionSettings]) -> None:
     settings, reference = _expired_hold_database(tmp_path, settings_factory)
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
-    env.update({"DATABASE_URL": settings.database_url, "SCHEDULE_DAYS": "7", "PYTHONPATH": str(ROOT)})
+    env.update({"DATABASE_URL": settings.database.database_url, "SCHEDULE_DAYS": "7", "PYTHONPATH": str(ROOT)})
     done = subprocess.run(
         [sys.executable, "-m", "tandem.cli", "expire-holds"], cwd=tmp_path, env=env, timeout=60, capture_output=True
     )
@@ -290,7 +294,7 @@ def test_expire_holds_without_every_runs_once(tmp_path: Path, settings_factory: 
 
 
 def test_the_loop_survives_failed_runs(
-    tmp_path: Path, settings_factory: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+    tmp_path: Path, settings_factory: Callable[..., ActionSettings], caplog: pytest.LogCaptureFixture
 ) -> None:
     import logging
     import threading
@@ -300,7 +304,7 @@ def test_the_loop_survives_failed_runs(
     broken = settings_factory(f"sqlite:///{tmp_path / 'never-migrated.db'}")  # no tables: every run fails
     stop = threading.Event()
     caplog.set_level(logging.INFO, logger="tandem.cli")
-    loop = threading.Thread(target=expire_holds_every, args=(broken, 0.1), kwargs={"stop": stop})
+    loop = threading.Thread(target=expire_holds_every, args=(broken.database, 0.1), kwargs={"stop": stop})
     loop.start()
     time.sleep(1.0)
     assert loop.is_alive()

@@ -42,7 +42,7 @@ def _request(
             s,
             email=email,
             conversation_id=conversation_id,
-            settings=db.settings,
+            settings=db.settings.business,
             limiter=limiter,
             now=now or utc_now(),
             mailer=mailer,
@@ -68,13 +68,13 @@ def test_known_email_gets_a_hashed_token_unknown_gets_nothing_same_reply(db: Db)
     assert rows[0].token_hash == hashlib.sha256(token.encode()).hexdigest()
     assert token not in {rows[0].token_hash, rows[0].email}
     assert len(token) >= 40  # 32 random bytes, URL-safe
-    assert rows[0].expires_at == now + timedelta(minutes=db.settings.password_reset_ttl_minutes)
+    assert rows[0].expires_at == now + timedelta(minutes=db.settings.business.password_reset_ttl_minutes)
     assert rows[0].used_at is None
 
 
 def test_rate_limit_per_email_applies_to_unknown_addresses_too(db: Db) -> None:
     limiter = InMemoryRateLimiter()
-    limit = db.settings.password_reset_limit_per_email
+    limit = db.settings.business.password_reset_limit_per_email
     for address in ("john.smith@example.com", "nobody@example.com"):
         for i in range(limit):
             _request(db, address, limiter=limiter, conversation_id=f"{address}-{i}")
@@ -85,7 +85,7 @@ def test_rate_limit_per_email_applies_to_unknown_addresses_too(db: Db) -> None:
 
 def test_rate_limit_per_conversation(db: Db) -> None:
     limiter = InMemoryRateLimiter()
-    for i in range(db.settings.password_reset_limit_per_conversation):
+    for i in range(db.settings.business.password_reset_limit_per_conversation):
         _request(db, f"user{i}@example.com", limiter=limiter, conversation_id="same")
     with pytest.raises(RateLimited):
         _request(db, "another@example.com", limiter=limiter, conversation_id="same")
@@ -115,7 +115,7 @@ def test_token_expires_and_unknown_tokens_fail(db: Db) -> None:
     now = utc_now()
     _request(db, "yuki.tanaka@example.com", limiter=InMemoryRateLimiter(), mailer=mailer, now=now)
     token = mailer.sent[0][1]
-    expiry = now + timedelta(minutes=db.settings.password_reset_ttl_minutes)
+    expiry = now + timedelta(minutes=db.settings.business.password_reset_ttl_minutes)
     for candidate, at in ((token, expiry), ("forged-token", now)):
         with pytest.raises(Invalid), db.sessions.begin() as s:
             consume_reset_token(s, token=candidate, now=at)

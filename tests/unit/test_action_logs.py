@@ -116,7 +116,7 @@ def test_the_action_server_process_logs_json_lines(db: Any, tmp_path: Path) -> N
     env = {
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": str(ROOT),
-        "DATABASE_URL": db.settings.database_url,
+        "DATABASE_URL": db.settings.database.database_url,
         "ACTION_SERVER_TOKEN": TOKEN,
         "LOG_LEVEL": "INFO",
     }

@@ -24,7 +24,7 @@ from tandem.services.bookings import (
     get_booking,
     quote_cancellation,
 )
-from tandem.settings import Settings
+from tandem.settings import ActionSettings
 
 if TYPE_CHECKING:
     from tests.conftest import Db
@@ -41,7 +41,7 @@ def _book(
     cabin: str = "economy",
     last_name: str = "Smith",
     email: str = "Someone@Example.com",
-    settings: Settings | None = None,
+    settings: ActionSettings | None = None,
 ) -> BookingCreated:
     with db.sessions.begin() as s:
         return create_booking(
@@ -51,7 +51,8 @@ def _book(
             cabin=cabin,
             last_name=last_name,
             email=email,
-            settings=settings or db.settings,
+            settings=(settings or db.settings).business,
+            brand=(settings or db.settings).brand,
             now=now,
         )
 
@@ -70,7 +71,7 @@ def _seats(db: Db, flight_id: int) -> tuple[int, int]:
 
 def test_generated_references_follow_the_rules() -> None:
     for _ in range(3000):
-        ref = generate_reference()
+        ref = generate_reference(flight_prefix="AN")
         assert re.fullmatch(r"[2-9A-HJ-NP-Z]{6}", ref), ref
         assert re.search(r"\d", ref) and re.search(r"[A-Z]", ref)
         assert not re.match(r"AN\d", ref)
@@ -81,8 +82,8 @@ def test_create_booking_holds_seats_and_returns_payment_link(db: Db, flight_fact
     flight_id = flight_factory(departure_at=now + timedelta(days=10), fare_business=Decimal("9000.50"))
     created = _book(db, flight_id, now=now, passengers=3, cabin="business", last_name="  van  Dijk ")
     assert created.total_amount == Decimal("27001.50") and created.currency == "THB"
-    assert created.payment_link == db.settings.payment_link_base + created.reference
-    assert created.hold_expires_at == now + timedelta(minutes=db.settings.hold_minutes)
+    assert created.payment_link == db.settings.business.payment_link_base + created.reference
+    assert created.hold_expires_at == now + timedelta(minutes=db.settings.business.hold_minutes)
     assert created.departure_local.utcoffset() == timedelta(hours=7)
     assert _seats(db, flight_id) == (150, 12 - 3)
     with db.sessions() as s:
@@ -135,7 +136,7 @@ def test_concurrent_bookings_on_sqlite_never_oversell(db: Db, flight_factory: Fl
     outcomes: list[str] = []
     barrier = threading.Barrier(12)
     # Overselling only: the hold limits (tests/security/test_seat_holds.py) would stop it earlier.
-    unlimited = db.settings.model_copy(update={"booking_max_held_share": 1.0, "booking_max_holds_per_email": 99})
+    unlimited = db.settings.updated(booking_max_held_share=1.0, booking_max_holds_per_email=99)
 
     def attempt() -> None:
         barrier.wait()
@@ -157,9 +158,9 @@ def test_concurrent_bookings_on_sqlite_never_oversell(db: Db, flight_factory: Fl
 def test_get_booking_matches_last_name_loosely(db: Db) -> None:
     with db.sessions() as s:
         for spelling in ("Müller", "muller", "  MÜLLER ", "Mu ller"):
-            details = get_booking(s, reference="hv4qkp", last_name=spelling, settings=db.settings)
+            details = get_booking(s, reference="hv4qkp", last_name=spelling, settings=db.settings.business)
             assert details.reference == "HV4QKP" and details.last_name == "Müller"
-        details = get_booking(s, reference="AB12CD", last_name="smith", settings=db.settings)
+        details = get_booking(s, reference="AB12CD", last_name="smith", settings=db.settings.business)
         assert (details.status, details.cabin, details.passengers) == ("confirmed", "economy", 1)
         assert details.flight_number == "AN100" and details.origin == "BKK" and details.destination == "HKT"
         assert details.payment_link is None  # only held bookings show one
@@ -170,7 +171,7 @@ def test_get_booking_mismatch_is_indistinguishable_from_unknown(db: Db) -> None:
     with db.sessions() as s:
         for reference, last_name in (("AB12CD", "Jones"), ("ZZ99ZZ", "Smith"), ("AB12CD", "")):
             with pytest.raises(NotFound) as err:
-                get_booking(s, reference=reference, last_name=last_name, settings=db.settings)
+                get_booking(s, reference=reference, last_name=last_name, settings=db.settings.business)
             errors.append((type(err.value), str(err.value)))
     assert len(set(errors)) == 1
 
@@ -202,7 +203,9 @@ def test_fare_rules(
     created = _book(db, flight_id, now=now, passengers=passengers, cabin=cabin)
     _confirm(db, created.reference)
     with db.sessions() as s:
-        quote = quote_cancellation(s, reference=created.reference, last_name="smith", settings=db.settings, now=now)
+        quote = quote_cancellation(
+            s, reference=created.reference, last_name="smith", settings=db.settings.business, now=now
+        )
     assert (quote.refund_amount, quote.fee, quote.rule) == (refund, fee, rule)
     assert quote.needs_approval is False
 
@@ -214,7 +217,9 @@ def test_held_booking_refunds_nothing_and_airline_cancellation_refunds_all(
     flight_id = flight_factory(departure_at=now + timedelta(days=10))
     held = _book(db, flight_id, now=now)
     with db.sessions() as s:
-        quote = quote_cancellation(s, reference=held.reference, last_name="Smith", settings=db.settings, now=now)
+        quote = quote_cancellation(
+            s, reference=held.reference, last_name="Smith", settings=db.settings.business, now=now
+        )
     assert (quote.refund_amount, quote.rule, quote.booking_status) == (Decimal("0.00"), "held_unpaid", "held")
 
     paid = _book(db, flight_id, now=now, passengers=2)
@@ -222,7 +227,9 @@ def test_held_booking_refunds_nothing_and_airline_cancellation_refunds_all(
     with db.sessions.begin() as s:
         s.get_one(Flight, flight_id).status = "cancelled"
     with db.sessions() as s:
-        quote = quote_cancellation(s, reference=paid.reference, last_name="Smith", settings=db.settings, now=now)
+        quote = quote_cancellation(
+            s, reference=paid.reference, last_name="Smith", settings=db.settings.business, now=now
+        )
     assert (quote.refund_amount, quote.rule) == (Decimal("4000.00"), "flight_cancelled")
 
 
@@ -234,7 +241,12 @@ def test_cancel_below_threshold_cancels_and_releases_seats(db: Db, flight_factor
     assert _seats(db, flight_id) == (16, 12)
     with db.sessions.begin() as s:
         result = cancel_booking(
-            s, reference=created.reference, last_name="SMITH", settings=db.settings, now=now, conversation_id="conv-1"
+            s,
+            reference=created.reference,
+            last_name="SMITH",
+            settings=db.settings.business,
+            now=now,
+            conversation_id="conv-1",
         )
     assert (result.status, result.refund_amount, result.ticket_id) == ("cancelled", Decimal("6000.00"), None)
     assert _seats(db, flight_id) == (20, 12)
@@ -244,7 +256,12 @@ def test_cancel_below_threshold_cancels_and_releases_seats(db: Db, flight_factor
         assert s.scalar(select(func.count()).select_from(Ticket)) == 0
     with pytest.raises(Conflict) as err, db.sessions.begin() as s:
         cancel_booking(
-            s, reference=created.reference, last_name="Smith", settings=db.settings, now=now, conversation_id="conv-1"
+            s,
+            reference=created.reference,
+            last_name="Smith",
+            settings=db.settings.business,
+            now=now,
+            conversation_id="conv-1",
         )
     assert err.value.reason == "already_cancelled"
     assert _seats(db, flight_id) == (20, 12)  # not released twice
@@ -257,10 +274,10 @@ def test_cancel_above_threshold_needs_an_agent(db: Db) -> None:
     seats_before = _seats(db, flight_id)
     with db.sessions.begin() as s:
         result = cancel_booking(
-            s, reference="XK93PQ", last_name="tanaka", settings=db.settings, now=now, conversation_id="conv-42"
+            s, reference="XK93PQ", last_name="tanaka", settings=db.settings.business, now=now, conversation_id="conv-42"
         )
     assert result.status == "pending_approval" and result.ticket_id is not None
-    assert result.refund_amount > db.settings.refund_approval_threshold
+    assert result.refund_amount > db.settings.business.refund_approval_threshold
     with db.sessions() as s:
         ticket = s.get_one(Ticket, result.ticket_id)
         assert (ticket.kind, ticket.status, ticket.booking_reference, ticket.conversation_id) == (
@@ -274,7 +291,7 @@ def test_cancel_above_threshold_needs_an_agent(db: Db) -> None:
         assert booking.status == "cancellation_pending" and booking.refund_amount == result.refund_amount
     assert _seats(db, flight_id) == seats_before  # seats stay held until an agent decides
     with pytest.raises(Conflict) as err, db.sessions() as s:
-        quote_cancellation(s, reference="XK93PQ", last_name="Tanaka", settings=db.settings, now=now)
+        quote_cancellation(s, reference="XK93PQ", last_name="Tanaka", settings=db.settings.business, now=now)
     assert err.value.reason == "cancellation_pending"
 
 
@@ -283,9 +300,9 @@ def test_threshold_is_configurable(db: Db, flight_factory: FlightFactory) -> Non
     flight_id = flight_factory(departure_at=now + timedelta(days=10))
     created = _book(db, flight_id, now=now)
     _confirm(db, created.reference)
-    strict = db.settings.model_copy(update={"refund_approval_threshold": Decimal("1499.99")})
+    strict = db.settings.updated(refund_approval_threshold=Decimal("1499.99"))
     with db.sessions() as s:
-        quote = quote_cancellation(s, reference=created.reference, last_name="Smith", settings=strict, now=now)
+        quote = quote_cancellation(s, reference=created.reference, last_name="Smith", settings=strict.business, now=now)
     assert quote.refund_amount == Decimal("1500.00") and quote.needs_approval
 
 
@@ -296,11 +313,16 @@ def test_cancel_after_departure_and_already_cancelled_conflict(db: Db, flight_fa
     later = now + timedelta(hours=2)
     with pytest.raises(Conflict) as err, db.sessions.begin() as s:
         cancel_booking(
-            s, reference=created.reference, last_name="Smith", settings=db.settings, now=later, conversation_id="c"
+            s,
+            reference=created.reference,
+            last_name="Smith",
+            settings=db.settings.business,
+            now=later,
+            conversation_id="c",
         )
     assert err.value.reason == "departed"
     with pytest.raises(Conflict) as err, db.sessions() as s:
-        quote_cancellation(s, reference="ZR7TWM", last_name="Garcia", settings=db.settings, now=now)
+        quote_cancellation(s, reference="ZR7TWM", last_name="Garcia", settings=db.settings.business, now=now)
     assert err.value.reason == "already_cancelled"
 
 
@@ -314,4 +336,7 @@ def test_expired_holds_release_seats(db: Db, flight_factory: FlightFactory) -> N
         assert expire_holds(s, now=held.hold_expires_at) == 1
     assert _seats(db, flight_id) == (10, 12)
     with db.sessions() as s:
-        assert get_booking(s, reference=held.reference, last_name="Smith", settings=db.settings).status == "cancelled"
+        assert (
+            get_booking(s, reference=held.reference, last_name="Smith", settings=db.settings.business).status
+            == "cancelled"
+        )

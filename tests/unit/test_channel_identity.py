@@ -21,7 +21,7 @@ from tandem.db.migrate import alembic_config, upgrade_head
 from tandem.db.models import AuditLog, Ticket
 from tandem.errors import NotFound
 from tandem.ratelimit import InMemoryRateLimiter
-from tandem.settings import Settings
+from tandem.settings import ActionSettings
 from tandem.tools import Caller, Toolbox
 
 WEBSITE = {"channel": "website", "client": "k" * 32, "correlation_id": "turn-0123456789abcdef"}
@@ -96,9 +96,11 @@ async def test_a_handoff_from_the_website_is_traceable_to_its_turn(toolbox: Tool
     assert (audit.channel, audit.correlation_id) == ("website", WEBSITE["correlation_id"])
 
 
-def test_migration_0003_adds_and_drops_the_columns(tmp_path: Path, settings_factory: Callable[..., Settings]) -> None:
+def test_migration_0003_adds_and_drops_the_columns(
+    tmp_path: Path, settings_factory: Callable[..., ActionSettings]
+) -> None:
     settings = settings_factory(f"sqlite:///{tmp_path}/m.db")
-    engine = create_engine_from_settings(settings)
+    engine = create_engine_from_settings(settings.database)
     try:
 
         def columns(table: str) -> set[str]:
@@ -115,7 +117,7 @@ def test_migration_0003_adds_and_drops_the_columns(tmp_path: Path, settings_fact
         command.downgrade(config, "0002")
         assert "channel" not in columns("audit_log") and "correlation_id" not in columns("audit_log")
         assert "channel" not in columns("tickets")
-        upgrade_head(settings, engine=engine)
+        upgrade_head(settings.database, engine=engine)
         assert "correlation_id" in columns("audit_log")
     finally:
         engine.dispose()

@@ -195,7 +195,7 @@ def test_normalize_package_is_pure() -> None:
     for path in files:
         bad = _normalize_import_violations(path.read_text(encoding="utf-8"))
         assert not bad, f"normalize/{path.name} imports {bad}"
-    assert _normalize_import_violations("import dateparser\nfrom tandem.settings import Settings\n") == {
+    assert _normalize_import_violations("import dateparser\nfrom tandem.settings import ActionSettings\n") == {
         "dateparser",
         "tandem.settings",
     }

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from tandem.db.engine import create_engine_from_settings, make_session_factory
 from tandem.db.migrate import downgrade_base, upgrade_head
 from tandem.db.models import Base, Flight, Rating
-from tandem.settings import Settings
+from tandem.settings import ActionSettings
 
 if TYPE_CHECKING:
     from tests.conftest import Db
@@ -37,28 +37,30 @@ EXPECTED_TABLES = {
 }
 
 
-def test_migration_matches_models_and_downgrades(tmp_path: Path, settings_factory: Callable[..., Settings]) -> None:
+def test_migration_matches_models_and_downgrades(
+    tmp_path: Path, settings_factory: Callable[..., ActionSettings]
+) -> None:
     settings = settings_factory(f"sqlite:///{tmp_path}/m.db")
-    engine = create_engine_from_settings(settings)
+    engine = create_engine_from_settings(settings.database)
     try:
-        upgrade_head(settings, engine=engine)
+        upgrade_head(settings.database, engine=engine)
         assert set(inspect(engine).get_table_names()) == EXPECTED_TABLES
         with engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diff == [], f"models and migration differ: {diff}"
-        downgrade_base(settings, engine=engine)
+        downgrade_base(settings.database, engine=engine)
         assert set(inspect(engine).get_table_names()) == {"alembic_version"}
-        upgrade_head(settings, engine=engine)  # and back up again
+        upgrade_head(settings.database, engine=engine)  # and back up again
         assert "flights" in inspect(engine).get_table_names()
     finally:
         engine.dispose()
 
 
 def test_sqlite_engine_creates_parent_folder_and_enables_wal(
-    tmp_path: Path, settings_factory: Callable[..., Settings]
+    tmp_path: Path, settings_factory: Callable[..., ActionSettings]
 ) -> None:
     target = tmp_path / "nested" / "deeper" / "t.db"
-    engine = create_engine_from_settings(settings_factory(f"sqlite:///{target}"))
+    engine = create_engine_from_settings(settings_factory(f"sqlite:///{target}").database)
     try:
         with engine.connect() as conn:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"

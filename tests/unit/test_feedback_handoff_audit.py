@@ -43,7 +43,7 @@ def test_handoff_ticket_keeps_transcript_slots_and_summary(db: Db) -> None:
             slots={"booking_ref": "AB12CD"},
             summary="Wants to change a name.",
             now=utc_now(),
-            settings=db.settings,
+            settings=db.settings.business,
             limiter=InMemoryRateLimiter(),
         ).ticket_id
     with db.sessions() as s:
@@ -61,7 +61,7 @@ def test_handoff_ticket_keeps_transcript_slots_and_summary(db: Db) -> None:
             slots={},
             summary="",
             now=utc_now(),
-            settings=db.settings,
+            settings=db.settings.business,
             limiter=InMemoryRateLimiter(),
         )
 

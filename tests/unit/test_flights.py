@@ -24,7 +24,7 @@ def _search(db: Db, *, now: datetime | None = None, **kwargs: object) -> SearchR
         "passengers": 1,
         "cabin": "economy",
         "limit": 3,
-        "settings": db.settings,
+        "settings": db.settings.business,
         "now": now or utc_now(),
     }
     args.update(kwargs)
@@ -33,7 +33,7 @@ def _search(db: Db, *, now: datetime | None = None, **kwargs: object) -> SearchR
 
 
 def test_finds_daily_flights_with_prices_in_local_time(db: Db) -> None:
-    day = local_date(utc_now(), db.settings.timezone) + timedelta(days=5)
+    day = local_date(utc_now(), db.settings.business.timezone) + timedelta(days=5)
     result = _search(db, date=day, passengers=2, cabin="business")
     options = result.options
     # BKK->HKT flies as AN100 (morning) and AN200 (evening) from BKK (seeded cancellations aside).
@@ -49,15 +49,15 @@ def test_finds_daily_flights_with_prices_in_local_time(db: Db) -> None:
 
 
 def test_respects_limit(db: Db, flight_factory: Callable[..., int]) -> None:
-    day = local_date(utc_now(), db.settings.timezone) + timedelta(days=6)
+    day = local_date(utc_now(), db.settings.business.timezone) + timedelta(days=6)
     result = _search(db, date=day, limit=1)
     assert len(result.options) == 1
 
 
 def test_limit_defaults_to_search_max_options(db: Db) -> None:
-    day = local_date(utc_now(), db.settings.timezone) + timedelta(days=6)
-    one = db.settings.model_copy(update={"search_max_options": 1})
-    assert len(_search(db, date=day, limit=None, settings=one).options) == 1
+    day = local_date(utc_now(), db.settings.business.timezone) + timedelta(days=6)
+    one = db.settings.updated(search_max_options=1)
+    assert len(_search(db, date=day, limit=None, settings=one.business).options) == 1
     assert len(_search(db, date=day, limit=None).options) == len(_search(db, date=day, limit=3).options) > 1
 
 
@@ -67,7 +67,7 @@ def test_excludes_cancelled_full_and_departed_flights(db: Db, flight_factory: Ca
     ok = flight_factory(departure_at=base, origin="CNX", destination="BKK")
     flight_factory(departure_at=base + timedelta(hours=1), origin="CNX", destination="BKK", status="cancelled")
     flight_factory(departure_at=base + timedelta(hours=2), origin="CNX", destination="BKK", seats_economy=1)
-    day = local_date(base, db.settings.timezone)
+    day = local_date(base, db.settings.business.timezone)
     result = _search(db, origin="CNX", destination="BKK", date=day, passengers=2)
     assert [o.flight_id for o in result.options] == [ok]
     # At a later moment the same flight has departed and is no longer offered.
@@ -77,7 +77,7 @@ def test_excludes_cancelled_full_and_departed_flights(db: Db, flight_factory: Ca
 
 def test_offers_nearest_dates_when_nothing_fits(db: Db, flight_factory: Callable[..., int]) -> None:
     base = utc_now() + timedelta(days=60)
-    day = local_date(base, db.settings.timezone)
+    day = local_date(base, db.settings.business.timezone)
     for offset in (-2, 1, 3, 4):
         flight_factory(departure_at=base + timedelta(days=offset), origin="BKK", destination="SIN")
     flight_factory(departure_at=base, origin="BKK", destination="SIN", seats_business=0)
@@ -99,7 +99,7 @@ def test_offers_nearest_dates_when_nothing_fits(db: Db, flight_factory: Callable
     ],
 )
 def test_invalid_searches(db: Db, kwargs: dict[str, object], reason: str) -> None:
-    day = local_date(utc_now(), db.settings.timezone) + timedelta(days=3)
+    day = local_date(utc_now(), db.settings.business.timezone) + timedelta(days=3)
     with pytest.raises(Invalid) as err:
         _search(db, date=day, **kwargs)  # type: ignore[arg-type]
     assert err.value.reason == reason

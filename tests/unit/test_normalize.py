@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -365,7 +366,7 @@ def test_normalize_cabin_invalid(text: str, reason: str) -> None:
     ],
 )
 def test_normalize_booking_ref(text: str, ref: str) -> None:
-    assert n.parse_booking_ref(text) == ref
+    assert n.parse_booking_ref(text, flight_prefix="AN") == ref
 
 
 @pytest.mark.parametrize(
@@ -386,7 +387,7 @@ def test_normalize_booking_ref(text: str, ref: str) -> None:
     ],
 )
 def test_normalize_booking_ref_invalid(text: str) -> None:
-    assert _reason(n.parse_booking_ref, text) == "invalid_booking_ref"
+    assert _reason(partial(n.parse_booking_ref, flight_prefix="AN"), text) == "invalid_booking_ref"
 
 
 # --------------------------------------------------------------------------- flight number
@@ -408,7 +409,7 @@ def test_normalize_booking_ref_invalid(text: str) -> None:
     ],
 )
 def test_normalize_flight_number(text: str, number: str) -> None:
-    assert n.parse_flight_number(text) == number
+    assert n.parse_flight_number(text, prefix="AN") == number
 
 
 @pytest.mark.parametrize(
@@ -416,7 +417,7 @@ def test_normalize_flight_number(text: str, number: str) -> None:
     ["", "hello", "4", "AN2", "AN12345", "12345", "TG 204", "AN 204 and AN 305", "🙂", "x" * 10_000],
 )
 def test_normalize_flight_number_invalid(text: str) -> None:
-    assert _reason(n.parse_flight_number, text) == "invalid_flight_number"
+    assert _reason(partial(n.parse_flight_number, prefix="AN"), text) == "invalid_flight_number"
 
 
 # --------------------------------------------------------------------------- e-mail
@@ -598,8 +599,8 @@ _FUNCTIONS: dict[str, Callable[[str], object]] = {
     "date": _date,
     "passengers": n.parse_passengers,
     "cabin": n.parse_cabin,
-    "booking_ref": n.parse_booking_ref,
-    "flight_number": n.parse_flight_number,
+    "booking_ref": partial(n.parse_booking_ref, flight_prefix="AN"),
+    "flight_number": partial(n.parse_flight_number, prefix="AN"),
     "email": n.parse_email,
     "last_name": n.parse_last_name,
     "rating": n.parse_rating,
@@ -648,3 +649,13 @@ def test_days_back_admits_recent_past_dates_only() -> None:
 )
 def test_route_from_text(text: str, route: tuple[str | None, str | None]) -> None:
     assert n.parse_route(text) == route
+
+
+def test_the_flight_prefix_is_the_brands() -> None:
+    """FLIGHT_NUMBER_PREFIX decides what a flight number is: a re-branded airline needs no code change."""
+    assert n.parse_flight_number("flight tg 204", prefix="TG") == "TG204"
+    assert n.parse_flight_number("204", prefix="TG") == "TG204"
+    assert _reason(partial(n.parse_flight_number, prefix="TG"), "AN 204") == "invalid_flight_number"
+    # A flight number of the brand is never a booking reference; another airline's may be one.
+    assert _reason(partial(n.parse_booking_ref, flight_prefix="TG"), "TG1234") == "invalid_booking_ref"
+    assert n.parse_booking_ref("AN1234", flight_prefix="TG") == "AN1234"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from tandem.ratelimit import InMemoryRateLimiter, RedisRateLimiter, make_rate_limiter
-from tandem.settings import Settings
+from tandem.ratelimit import InMemoryRateLimiter, RedisRateLimiter
+from tandem.runtime import Infrastructure
+from tandem.settings import ActionSettings
 
 
 class FakeClock:
@@ -46,7 +47,9 @@ def test_in_memory_limiter_is_thread_safe() -> None:
     assert allowed.count(True) == 100 and len(allowed) == 1000
 
 
-def test_factory_picks_redis_only_when_configured(settings_factory: Callable[..., Settings]) -> None:
-    assert isinstance(make_rate_limiter(settings_factory("sqlite:///x.db")), InMemoryRateLimiter)
+def test_factory_picks_redis_only_when_configured(settings_factory: Callable[..., ActionSettings]) -> None:
+    assert isinstance(Infrastructure(settings_factory("sqlite:///x.db").redis).rate_limiter(), InMemoryRateLimiter)
     redis_settings = settings_factory("sqlite:///x.db", REDIS_URL="redis://127.0.0.1:6379/0")
-    assert isinstance(make_rate_limiter(redis_settings), RedisRateLimiter)  # lazy: no connection yet
+    infra = Infrastructure(redis_settings.redis)
+    assert isinstance(infra.rate_limiter(), RedisRateLimiter)  # lazy: no connection yet
+    infra.close()

@@ -37,7 +37,7 @@ def test_timetable_numbers_are_unique_and_include_the_contract_flights() -> None
 
 
 def test_seeded_schedule_covers_window_daily(db: Db, seed_now: datetime) -> None:
-    today = local_date(seed_now, db.settings.timezone)
+    today = local_date(seed_now, db.settings.business.timezone)
     with db.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Airport)) == 16
         assert s.scalar(select(func.count()).select_from(Flight)) == 35 * FLIGHTS_PER_DAY
@@ -78,19 +78,21 @@ def test_fixed_bookings_exist_with_their_purpose(db: Db, seed_now: datetime) -> 
         flight = s.get_one(Flight, tanaka.flight_id)
         assert flight.seats_business == 12 - 2  # seats of seeded bookings are taken
 
-        small = quote_cancellation(s, reference="AB12CD", last_name="smith", settings=db.settings, now=seed_now)
+        small = quote_cancellation(
+            s, reference="AB12CD", last_name="smith", settings=db.settings.business, now=seed_now
+        )
         assert small.rule == "economy_7d_plus" and not small.needs_approval
-        assert Decimal("0") < small.refund_amount < db.settings.refund_approval_threshold
-        big = quote_cancellation(s, reference="XK93PQ", last_name="Tanaka", settings=db.settings, now=seed_now)
-        assert big.needs_approval and big.refund_amount > db.settings.refund_approval_threshold
+        assert Decimal("0") < small.refund_amount < db.settings.business.refund_approval_threshold
+        big = quote_cancellation(s, reference="XK93PQ", last_name="Tanaka", settings=db.settings.business, now=seed_now)
+        assert big.needs_approval and big.refund_amount > db.settings.business.refund_approval_threshold
 
 
 def test_seed_is_idempotent_and_extends_the_window_on_a_later_day(db: Db, seed_now: datetime) -> None:
     with db.sessions.begin() as s:
-        report = seed(s, settings=db.settings, now=seed_now)
+        report = seed(s, settings=db.settings.business, now=seed_now)
     assert (report.airports, report.flights, report.customers, report.bookings) == (0, 0, 0, 0)
     with db.sessions.begin() as s:
-        later = seed(s, settings=db.settings, now=seed_now + timedelta(days=3))
+        later = seed(s, settings=db.settings.business, now=seed_now + timedelta(days=3))
     assert later.flights == 3 * FLIGHTS_PER_DAY and later.bookings == 0
     with db.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Flight)) == 38 * FLIGHTS_PER_DAY

@@ -23,9 +23,10 @@ def _status(db: Db, number: str, clock: FixedClock, day: object = None) -> Fligh
         return flight_status(
             s,
             flight_number=number,
-            date=day or local_date(DEPARTURE, db.settings.timezone),  # type: ignore[arg-type]
+            date=day or local_date(DEPARTURE, db.settings.business.timezone),  # type: ignore[arg-type]
             now=clock(),
-            settings=db.settings,
+            settings=db.settings.business,
+            brand=db.settings.brand,
         )
 
 
@@ -80,7 +81,7 @@ def test_unknown_flight_or_date_is_not_found_and_malformed_is_invalid(db: Db) ->
 
 def test_seeded_an204_has_a_status_today(db: Db, seed_now: datetime) -> None:
     clock = FixedClock(seed_now)
-    info = _status(db, "AN204", clock, local_date(seed_now, db.settings.timezone))
+    info = _status(db, "AN204", clock, local_date(seed_now, db.settings.business.timezone))
     assert info.origin == "BKK" and info.destination == "KBV"
     assert info.status in {"scheduled", "delayed", "departed", "landed", "cancelled"}
 
@@ -89,5 +90,7 @@ def test_date_defaults_to_today_in_the_airlines_time_zone(db: Db, flight_factory
     flight_factory(flight_number="AN7004", departure_at=DEPARTURE)
     late_evening = datetime(2031, 5, 9, 18, 30, tzinfo=UTC)  # 01:30 on 10 May in Bangkok, 9 May in UTC
     with db.sessions() as s:
-        info = flight_status(s, flight_number="AN7004", now=late_evening, settings=db.settings)
+        info = flight_status(
+            s, flight_number="AN7004", now=late_evening, settings=db.settings.business, brand=db.settings.brand
+        )
     assert info.flight_number == "AN7004" and info.status == "scheduled"

@@ -66,7 +66,7 @@ async def test_search_knowledge_returns_top_passages_with_their_source_and_is_au
         "Surfboards",
     )
     assert "surfboard per passenger" in top.text and top.score > 0
-    assert len(result.passages) <= db.settings.fallback_top_k
+    assert len(result.passages) <= db.settings.fallback.fallback_top_k
     one = await tools.search_knowledge(Caller("agent-7", "agent"), query="bicycle box", limit=1)
     assert [p.id for p in one.passages] == ["sports-equipment#bicycles"]
     assert (await tools.search_knowledge(CUSTOMER, query="Paris")).passages == ()
@@ -84,7 +84,8 @@ async def test_search_knowledge_checks_roles_and_arguments_and_masks_the_audit_r
     tools = _toolbox(db, knowledge=_kb())
     with pytest.raises(Forbidden):
         await tools.search_knowledge(Caller("x", "pirate"), query="pets")  # type: ignore[arg-type]
-    for bad in ({"query": ""}, {"query": "x" * 501}, {"query": "pets", "limit": 0}, {"query": "pets", "k": 2}):
+    too_long = "x" * (db.settings.input.max_message_chars + 1)  # the one input cap (MAX_MESSAGE_CHARS)
+    for bad in ({"query": ""}, {"query": too_long}, {"query": "pets", "limit": 0}, {"query": "pets", "k": 2}):
         with pytest.raises(Invalid) as err:
             await tools.search_knowledge(CUSTOMER, **bad)
         assert err.value.reason == "arguments"
@@ -186,7 +187,7 @@ async def test_replaced_service_functions_are_called_with_the_validated_argument
     await tools.search_flights(CUSTOMER, origin="bkk", destination="cnx", date=day, passengers=1, cabin="economy")
     [kwargs] = seen
     assert [kwargs[k] for k in ("origin", "destination", "cabin", "limit")] == ["BKK", "CNX", "economy", None]
-    assert kwargs["settings"] is db.settings and kwargs["now"].tzinfo is not None
+    assert kwargs["settings"] is db.settings.business and kwargs["now"].tzinfo is not None
 
 
 def test_the_registry_declares_every_tool_once() -> None:

@@ -38,11 +38,11 @@ def _audit_rows(db: Db) -> list[AuditLog]:
 
 async def test_search_and_book_through_the_toolbox(db: Db) -> None:
     tools = _toolbox(db)
-    day = local_date(utc_now(), db.settings.timezone) + timedelta(days=4)
+    day = local_date(utc_now(), db.settings.business.timezone) + timedelta(days=4)
     result = await tools.search_flights(
         CUSTOMER, origin="bkk", destination="CNX", date=day, passengers=2, cabin="economy"
     )
-    assert 1 <= len(result.options) <= db.settings.search_max_options
+    assert 1 <= len(result.options) <= db.settings.business.search_max_options
     created = await tools.create_booking(
         CUSTOMER,
         flight_id=result.options[0].flight_id,
@@ -126,7 +126,7 @@ async def test_timeout_becomes_unavailable_and_is_audited(db: Db) -> None:
         time.sleep(0.5)
         raise AssertionError("the result of a timed-out call must not be used")
 
-    fast_settings = db.settings.model_copy(update={"tool_timeout_seconds": 0.05})
+    fast_settings = db.settings.updated(tool_timeout_seconds=0.05)
     tools = _toolbox(db, settings=fast_settings, services=Services(search_flights=slow))
     started = time.perf_counter()
     with pytest.raises(Unavailable):
@@ -183,7 +183,7 @@ async def test_cancel_uses_the_callers_conversation_and_the_clock(db: Db) -> Non
 
 async def test_password_reset_and_handoff_tools(db: Db) -> None:
     tools = _toolbox(db)
-    for _ in range(db.settings.password_reset_limit_per_email):
+    for _ in range(db.settings.business.password_reset_limit_per_email):
         await tools.request_password_reset(CUSTOMER, email="nobody@example.com")  # no error, no payload
     with pytest.raises(RateLimited):
         await tools.request_password_reset(Caller("other-conv"), email="NOBODY@example.com")

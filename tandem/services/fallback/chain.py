@@ -38,7 +38,8 @@ from tandem.llm import (
     is_context_free,
     parse_reply,
 )
-from tandem.settings import Settings
+from tandem.runtime import Infrastructure
+from tandem.settings import ActionSettings
 
 from .catalogue import OUT_OF_SCOPE, OUT_OF_SCOPE_DESCRIPTION, RESCUE_INTENTS, RescueIntent
 from .policy import FallbackPolicy, Situation
@@ -91,9 +92,10 @@ class FallbackChain:
     @classmethod
     def from_settings(
         cls,
-        settings: Settings,
+        settings: ActionSettings,
         *,
         registry: CollectorRegistry,
+        infra: Infrastructure | None = None,
         kb: KnowledgeBase | None = None,
         masker: PiiMasker | None = None,
         llm: LlmClient | None = None,
@@ -101,7 +103,7 @@ class FallbackChain:
         """Build everything from the settings (see :func:`tandem.services.fallback.wiring.build_chain`)."""
         from .wiring import build_chain  # the composition root builds this class: imported when called
 
-        return build_chain(settings, registry=registry, kb=kb, masker=masker, llm=llm)
+        return build_chain(settings, registry=registry, infra=infra, kb=kb, masker=masker, llm=llm)
 
     @property
     def config(self) -> ChainConfig:
@@ -183,7 +185,7 @@ class FallbackChain:
             intents=self.choices,
             active_form=request.active_form,
             requested_slot=request.requested_slot,
-            brand=self.config.brand,
+            persona=self.config.persona,
         )
         estimate = estimate_message_tokens(messages) + llm.max_tokens
         try:

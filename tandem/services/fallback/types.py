@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
-from tandem.llm import Turn
-from tandem.settings import Settings
+from tandem.llm import Persona, Turn
+from tandem.settings import BrandSettings, FallbackSettings, LlmSettings
 
 DecisionKind = Literal["rescue", "answer", "form_answer", "clarify", "refuse", "handoff", "degraded"]
 Mode = Literal["llm", "retrieval"]
@@ -142,33 +142,35 @@ class FallbackDecision:
 
 @dataclass(frozen=True, slots=True)
 class ChainConfig:
-    """The chain's knobs (from the settings)."""
+    """The chain's knobs, from the settings (:meth:`from_settings`: their defaults live there only)."""
 
-    top_k: int = 3
-    history_turns: int = 6
-    rescue_threshold: float = 0.75
-    low_confidence: float = 0.4
-    handoff_after: int = 2
-    retrieval_min_score: float = 1.7
-    retrieval_min_coverage: float = 0.4
+    top_k: int
+    history_turns: int
+    rescue_threshold: float
+    low_confidence: float
+    handoff_after: int
+    retrieval_min_score: float
+    retrieval_min_coverage: float
+    price_prompt_per_1k: Decimal
+    price_completion_per_1k: Decimal
+    price_currency: str
+    persona: Persona  # the brand the assistant speaks for
+    # Not a setting: how much of an answer's wording the cited passages must support.
     min_support: float = 0.3
-    price_prompt_per_1k: Decimal = Decimal("0")
-    price_completion_per_1k: Decimal = Decimal("0")
-    price_currency: str = "USD"
-    brand: str = "Andaman Air"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ChainConfig:
-        """The knobs of ``settings``."""
+    def from_settings(cls, fallback: FallbackSettings, llm: LlmSettings, brand: BrandSettings) -> ChainConfig:
+        """The knobs of the fallback, LLM and brand settings."""
         return cls(
-            top_k=settings.fallback_top_k,
-            history_turns=settings.fallback_history_turns,
-            rescue_threshold=settings.fallback_rescue_threshold,
-            low_confidence=settings.fallback_low_confidence,
-            handoff_after=settings.fallback_handoff_after,
-            retrieval_min_score=settings.fallback_retrieval_min_score,
-            retrieval_min_coverage=settings.fallback_retrieval_min_coverage,
-            price_prompt_per_1k=settings.llm_price_prompt_per_1k,
-            price_completion_per_1k=settings.llm_price_completion_per_1k,
-            price_currency=settings.llm_price_currency,
+            top_k=fallback.fallback_top_k,
+            history_turns=fallback.fallback_history_turns,
+            rescue_threshold=fallback.fallback_rescue_threshold,
+            low_confidence=fallback.fallback_low_confidence,
+            handoff_after=fallback.fallback_handoff_after,
+            retrieval_min_score=fallback.fallback_retrieval_min_score,
+            retrieval_min_coverage=fallback.fallback_retrieval_min_coverage,
+            price_prompt_per_1k=llm.llm_price_prompt_per_1k,
+            price_completion_per_1k=llm.llm_price_completion_per_1k,
+            price_currency=llm.llm_price_currency,
+            persona=Persona(brand=brand.name, description=brand.description, contacts=brand.contacts()),
         )

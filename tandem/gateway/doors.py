@@ -1,0 +1,176 @@
+"""What the Slack and Telegram doors share: their stores, their lanes, and one turn through Rasa.
+
+Both platforms are acknowledged at once and their turns run in the background, one conversation's
+turns one at a time in arrival order (:class:`~tandem.gateway.channels.lanes.ConversationLanes`).
+A turn validates the text as the website does (the one message cap, no control characters),
+counts it against the conversation's rate limit, posts it to Rasa's gateway channel with the real
+channel in the metadata (so the tracker's input channel is ``slack`` or ``telegram``), and stores
+the payloads the bot offered (a click is accepted only for those, as on the web). What a customer
+did wrong (too long, too fast) gets a short reply on their platform; what went wrong on our side
+gets an apology; nothing of either reaches the logs but lengths and reasons.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from tandem.gateway.channels.dedupe import (
+    CallbackStore,
+    DedupeStore,
+    MemoryCallbackStore,
+    MemoryDedupeStore,
+    RedisCallbackStore,
+    RedisDedupeStore,
+)
+from tandem.gateway.channels.lanes import ConversationLanes
+from tandem.gateway.channels.outbound import BotTokenRedactor, SlackWebApi, TelegramBotApi
+from tandem.gateway.errors import GatewayError, UpstreamError
+from tandem.gateway.state import GatewayState
+from tandem.gateway.validation import check_text
+from tandem.runtime import Infrastructure
+from tandem.settings import GatewayAppSettings, SlackSettings, TelegramSettings
+
+# How long an event id, update id or click is remembered: longer than any platform's redelivery.
+DEDUPE_TTL_SECONDS = 24 * 3600
+# How long a Telegram button's opaque id maps to its payload.
+CALLBACK_TTL_SECONDS = 7 * 24 * 3600
+# At most one "slow down" reply per conversation in this many seconds.
+NOTICE_TTL_SECONDS = 60
+PLATFORM_TIMEOUT_SECONDS = 10.0
+
+SORRY = "Sorry, I can't answer right now. Please try again in a moment."
+
+# Renders and posts the bot's messages on the platform; answers the payloads its buttons carry.
+Send = Callable[[list[dict[str, Any]]], Awaitable[set[str]]]
+
+
+@dataclass(frozen=True)
+class SlackDoor:
+    settings: SlackSettings
+    api: SlackWebApi
+
+
+@dataclass(frozen=True)
+class TelegramDoor:
+    settings: TelegramSettings
+    api: TelegramBotApi
+
+
+@dataclass
+class Doors:
+    """The platform doors of one gateway app (None: that door is off)."""
+
+    slack: SlackDoor | None
+    telegram: TelegramDoor | None
+    dedupe: DedupeStore
+    callbacks: CallbackStore
+    lanes: ConversationLanes
+    id_secret: bytes
+    log: logging.Logger
+
+    @property
+    def any(self) -> bool:
+        return self.slack is not None or self.telegram is not None
+
+    async def aclose(self) -> None:
+        await self.lanes.aclose()
+
+
+def build_doors(
+    settings: GatewayAppSettings, infra: Infrastructure, http: httpx.AsyncClient, *, id_secret: bytes
+) -> Doors:
+    """The doors ``settings`` turn on, over the app's Redis (or process memory) and HTTP client."""
+    log = logging.getLogger("tandem.gateway.channels")
+    redis_client = infra.async_client()
+    dedupe: DedupeStore
+    callbacks: CallbackStore
+    if redis_client is not None:
+        dedupe = RedisDedupeStore(redis_client, prefix=infra.prefix("gw:dedupe"))
+        callbacks = RedisCallbackStore(redis_client, prefix=infra.prefix("gw:callbacks"))
+    else:
+        dedupe, callbacks = MemoryDedupeStore(), MemoryCallbackStore()
+    slack = telegram = None
+    if settings.slack.enabled:
+        token = settings.slack.slack_bot_token.get_secret_value() if settings.slack.slack_bot_token else ""
+        slack = SlackDoor(
+            settings.slack, SlackWebApi(http, settings.slack.slack_api_base_url, token, PLATFORM_TIMEOUT_SECONDS)
+        )
+    if settings.telegram.enabled:
+        token = settings.telegram.telegram_bot_token.get_secret_value() if settings.telegram.telegram_bot_token else ""
+        telegram = TelegramDoor(
+            settings.telegram,
+            TelegramBotApi(http, settings.telegram.telegram_api_base_url, token, PLATFORM_TIMEOUT_SECONDS),
+        )
+        # httpx logs every request URL at INFO, and the Bot API's URLs hold the token.
+        logging.getLogger("httpx").addFilter(BotTokenRedactor())
+    return Doors(slack, telegram, dedupe, callbacks, ConversationLanes(), id_secret, log)
+
+
+async def platform_turn(
+    state: GatewayState,
+    doors: Doors,
+    *,
+    channel: str,
+    conversation_id: str,
+    client: str,
+    text: str,
+    send: Send,
+) -> None:
+    """One customer turn from a platform: validate, limit, Rasa, remember the offers, send the replies.
+
+    Runs in the conversation's lane, after the platform was answered; never raises (a failure is
+    logged and the customer gets a short message through ``send``).
+    """
+    started = time.perf_counter()
+    outcome, replies = "ok", 0
+    try:
+        try:
+            check_text(text, max_chars=state.input.max_message_chars, what="message")
+            await state.limits.check("session", conversation_id)
+        except GatewayError as refused:
+            outcome = refused.reason or refused.code
+            if refused.status != 429 or await doors.dedupe.claim(f"notice:{conversation_id}", NOTICE_TTL_SECONDS):
+                await send([{"text": refused.message}])
+            return
+        try:
+            messages = await state.rasa.send(
+                conversation_id,
+                text,
+                correlation_id=uuid.uuid4().hex,
+                client_key=state.codec.client_key(client),
+                channel=channel,
+            )
+        except UpstreamError as error:
+            outcome = error.code
+            state.metrics.upstream_errors.labels(error.kind).inc()
+            await send([{"text": SORRY}])
+            return
+        replies = len(messages)
+        # Before a click can come back: only what was offered is accepted, as on the web.
+        offered = await send(messages)
+        await state.offers.set(conversation_id, offered)
+    except Exception as exc:  # the platform or a store failed: logged, the lane goes on
+        outcome = type(exc).__name__
+        doors.log.warning("channel turn failed", extra={"event": "channel_turn_failed", "channel": channel})
+    finally:
+        elapsed = time.perf_counter() - started
+        state.metrics.turn_latency.observe(elapsed)
+        state.log.info(
+            "turn",
+            extra={
+                "event": "turn",
+                "channel": channel,
+                "conversation_id": conversation_id,
+                "chars": len(text),
+                "replies": replies,
+                "upstream_ms": round(elapsed * 1000, 1),
+                "outcome": outcome,
+            },
+        )
