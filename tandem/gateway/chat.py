@@ -144,23 +144,16 @@ def install_chat_routes(app: FastAPI, state: GatewayState) -> None:
             outcome = exc.code
             error = exc
         finally:
-            elapsed = time.perf_counter() - started
-            state.metrics.turn_latency.observe(elapsed)
-            # Lengths and kinds only: the message text never goes to the INFO log.
-            state.log.info(
-                "turn",
-                extra={
-                    "event": "turn",
-                    "conversation_id": conversation,
-                    "turn_id": turn_id,
-                    "correlation_id": correlation_id,
-                    "kind": incoming.kind,
-                    "chars": len(incoming.value),
-                    "replies": len(replies),
-                    "upstream_ms": round(elapsed * 1000, 1),
-                    "outcome": outcome,
-                    "client_message_id": incoming.client_message_id is not None,
-                },
+            state.observe_turn(
+                time.perf_counter() - started,
+                conversation_id=conversation,
+                turn_id=turn_id,
+                correlation_id=correlation_id,
+                kind=incoming.kind,
+                chars=len(incoming.value),
+                replies=len(replies),
+                outcome=outcome,
+                client_message_id=incoming.client_message_id is not None,
             )
         headers = {"X-Correlation-Id": correlation_id}
         if error is not None:

@@ -44,6 +44,8 @@ CALLBACK_TTL_SECONDS = 7 * 24 * 3600
 # At most one "slow down" reply per conversation in this many seconds.
 NOTICE_TTL_SECONDS = 60
 PLATFORM_TIMEOUT_SECONDS = 10.0
+# What a platform may post to a door (Slack's and Telegram's bodies are a few kilobytes).
+PLATFORM_MAX_BODY_BYTES = 256 * 1024
 
 SORRY = "Sorry, I can't answer right now. Please try again in a moment."
 
@@ -160,17 +162,11 @@ async def platform_turn(
         outcome = type(exc).__name__
         doors.log.warning("channel turn failed", extra={"event": "channel_turn_failed", "channel": channel})
     finally:
-        elapsed = time.perf_counter() - started
-        state.metrics.turn_latency.observe(elapsed)
-        state.log.info(
-            "turn",
-            extra={
-                "event": "turn",
-                "channel": channel,
-                "conversation_id": conversation_id,
-                "chars": len(text),
-                "replies": replies,
-                "upstream_ms": round(elapsed * 1000, 1),
-                "outcome": outcome,
-            },
+        state.observe_turn(
+            time.perf_counter() - started,
+            channel=channel,
+            conversation_id=conversation_id,
+            chars=len(text),
+            replies=replies,
+            outcome=outcome,
         )

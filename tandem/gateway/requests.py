@@ -28,6 +28,11 @@ async def read_body(request: Request, limit: int) -> bytes:
     if content_type != "application/json":
         # Requiring JSON also means a cross-site HTML form can never post with the visitor's cookie.
         raise GatewayError(415, "unsupported_media_type", "Send the request as application/json.")
+    return await read_raw_body(request, limit)
+
+
+async def read_raw_body(request: Request, limit: int) -> bytes:
+    """The request's bytes as sent (a platform's signature is over them), at most ``limit`` (else 413)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise GatewayError(413, "body_too_large", "The request is too large.")

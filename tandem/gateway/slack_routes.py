@@ -11,6 +11,7 @@ replaced by the choice. Conversation ids are keyed hashes of team, channel and u
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -19,26 +20,10 @@ from fastapi.responses import JSONResponse
 from tandem.gateway.channels import slack
 from tandem.gateway.channels.conversation_ids import slack_conversation_id
 from tandem.gateway.channels.outbound import PlatformError
-from tandem.gateway.doors import DEDUPE_TTL_SECONDS, Doors, SlackDoor, platform_turn
+from tandem.gateway.doors import DEDUPE_TTL_SECONDS, PLATFORM_MAX_BODY_BYTES, Doors, SlackDoor, platform_turn
 from tandem.gateway.errors import GatewayError
+from tandem.gateway.requests import read_raw_body
 from tandem.gateway.state import GatewayState
-
-MAX_BODY_BYTES = 256 * 1024
-
-
-async def raw_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The request's bytes as sent (signatures are over them), at most ``limit``."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise GatewayError(413, "body_too_large", "The request is too large.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise GatewayError(413, "body_too_large", "The request is too large.")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _ok() -> Response:
@@ -46,7 +31,7 @@ def _ok() -> Response:
 
 
 async def _verified(request: Request, door: SlackDoor, state: GatewayState) -> bytes:
-    raw = await raw_body(request)
+    raw = await read_raw_body(request, PLATFORM_MAX_BODY_BYTES)
     secret = door.settings.slack_signing_secret.get_secret_value() if door.settings.slack_signing_secret else ""
     if not slack.verify_signature(
         signing_secret=secret,
@@ -76,6 +61,26 @@ def install_slack_routes(app: FastAPI, state: GatewayState, doors: Doors) -> Non
             offered.update(button.payload for button in post.buttons)
         return offered
 
+    async def run_turn(*, team: str, channel: str, user: str, thread_ts: str | None, text: str) -> None:
+        """One customer turn, in the conversation's lane; the replies go where the message was."""
+
+        async def send(messages: list[dict[str, Any]]) -> set[str]:
+            return await post_replies(messages, channel=channel, thread_ts=thread_ts)
+
+        await platform_turn(
+            state,
+            doors,
+            channel="slack",
+            conversation_id=conversation_of(team, channel, user),
+            client=f"slack:{team}:{user}",
+            text=text,
+            send=send,
+        )
+
+    def submit(conversation: str, job: Callable[[], Awaitable[None]]) -> None:
+        if not doors.lanes.submit(conversation, job):
+            state.metrics.rejections.labels("slack_lane_full").inc()
+
     @app.post("/channels/slack/events", tags=["channels"], summary="Slack Events API (signed).")
     async def slack_events(request: Request) -> Response:
         raw = await _verified(request, door, state)
@@ -94,24 +99,16 @@ def install_slack_routes(app: FastAPI, state: GatewayState, doors: Doors) -> Non
             state.metrics.rejections.labels("slack_duplicate").inc()
             return _ok()
         inbound = event
-        conversation = conversation_of(inbound.team, inbound.channel, inbound.user)
-
-        async def turn() -> None:
-            async def send(messages: list[dict[str, Any]]) -> set[str]:
-                return await post_replies(messages, channel=inbound.channel, thread_ts=inbound.reply_thread_ts)
-
-            await platform_turn(
-                state,
-                doors,
-                channel="slack",
-                conversation_id=conversation,
-                client=f"slack:{inbound.team}:{inbound.user}",
+        submit(
+            conversation_of(inbound.team, inbound.channel, inbound.user),
+            lambda: run_turn(
+                team=inbound.team,
+                channel=inbound.channel,
+                user=inbound.user,
+                thread_ts=inbound.reply_thread_ts,
                 text=inbound.text,
-                send=send,
-            )
-
-        if not doors.lanes.submit(conversation, turn):
-            state.metrics.rejections.labels("slack_lane_full").inc()
+            ),
+        )
         return _ok()
 
     @app.post("/channels/slack/interactivity", tags=["channels"], summary="Slack button clicks (signed).")
@@ -141,20 +138,13 @@ def install_slack_routes(app: FastAPI, state: GatewayState, doors: Doors) -> Non
                 )
             except PlatformError:
                 doors.log.warning("slack: the clicked message could not be updated", extra={"event": "slack_update"})
-
-            async def send(messages: list[dict[str, Any]]) -> set[str]:
-                return await post_replies(messages, channel=chosen.channel, thread_ts=chosen.thread_ts)
-
-            await platform_turn(
-                state,
-                doors,
-                channel="slack",
-                conversation_id=conversation,
-                client=f"slack:{chosen.team}:{chosen.user}",
+            await run_turn(
+                team=chosen.team,
+                channel=chosen.channel,
+                user=chosen.user,
+                thread_ts=chosen.thread_ts,
                 text=chosen.value,
-                send=send,
             )
 
-        if not doors.lanes.submit(conversation, turn):
-            state.metrics.rejections.labels("slack_lane_full").inc()
+        submit(conversation, turn)
         return _ok()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from sqlalchemy import Engine
@@ -54,6 +55,11 @@ class GatewayState:
         if self.engine is None:
             self.engine = create_engine_from_settings(self.database, pool_pre_ping=True)
         return self.engine
+
+    def observe_turn(self, elapsed: float, **fields: Any) -> None:
+        """A turn's latency metric and its log line: lengths, kinds and outcome, never the text."""
+        self.metrics.turn_latency.observe(elapsed)
+        self.log.info("turn", extra={"event": "turn", **fields, "upstream_ms": round(elapsed * 1000, 1)})
 
     async def offered(self, conversation: str) -> set[str]:
         """The payloads the bot offered in its last turn of ``conversation`` (what a button may send)."""

@@ -20,9 +20,16 @@ from tandem.gateway.channels import telegram
 from tandem.gateway.channels.conversation_ids import telegram_conversation_id
 from tandem.gateway.channels.dedupe import CallbackEntry
 from tandem.gateway.channels.outbound import PlatformError
-from tandem.gateway.doors import CALLBACK_TTL_SECONDS, DEDUPE_TTL_SECONDS, NOTICE_TTL_SECONDS, Doors, platform_turn
+from tandem.gateway.doors import (
+    CALLBACK_TTL_SECONDS,
+    DEDUPE_TTL_SECONDS,
+    NOTICE_TTL_SECONDS,
+    PLATFORM_MAX_BODY_BYTES,
+    Doors,
+    platform_turn,
+)
 from tandem.gateway.errors import GatewayError
-from tandem.gateway.slack_routes import raw_body
+from tandem.gateway.requests import read_raw_body
 from tandem.gateway.state import GatewayState
 
 ONLY_TEXT = "I can only read text messages. Please type your question."
@@ -95,7 +102,7 @@ def install_telegram_routes(app: FastAPI, state: GatewayState, doors: Doors) -> 
         if not telegram.verify_secret(secret, request.headers.get(telegram.SECRET_HEADER)):
             state.metrics.rejections.labels("telegram_secret").inc()
             raise GatewayError(401, "invalid_secret", "The request does not carry the webhook's secret token.")
-        raw = await raw_body(request)
+        raw = await read_raw_body(request, PLATFORM_MAX_BODY_BYTES)
         update = telegram.parse_update(raw, bot_username=door.settings.telegram_bot_username)
         if isinstance(update, telegram.Ignored):
             state.metrics.rejections.labels(f"telegram_ignored_{update.reason}"[:60]).inc()

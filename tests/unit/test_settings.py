@@ -21,18 +21,23 @@ def _parts(settings: object) -> list[type[SettingsPart]]:
     return [type(getattr(settings, name)) for name in settings.__dataclass_fields__]  # type: ignore[attr-defined]
 
 
+def _all_parts(cls: type[SettingsPart] = SettingsPart) -> list[type[SettingsPart]]:
+    return [sub for direct in cls.__subclasses__() for sub in (direct, *_all_parts(direct))]
+
+
 def test_each_environment_variable_is_defined_once() -> None:
     """One source for each default: no variable is a field of two parts (GatewaySettings extends
-    TurnSettings, so RASA_TIMEOUT_SECONDS is one field)."""
-    classes = {*SettingsPart.__subclasses__()}
+    TurnSettings, so RASA_TIMEOUT_SECONDS is TurnSettings' field only)."""
     owners: dict[str, set[str]] = {}
-    for cls in classes:
-        for name, field in cls.model_fields.items():
-            if name in getattr(cls.__base__, "model_fields", {}) and cls.__base__ is not SettingsPart:
-                continue
-            for env in cls.environment_names() & {field.alias or name}:
-                owners.setdefault(env, set()).add(cls.__name__)
-    assert owners and all(len(names) == 1 for names in owners.values()), owners
+    parts = _all_parts()
+    assert {"GatewaySettings", "InputSettings", "BrandSettings"} <= {cls.__name__ for cls in parts}
+    for cls in parts:
+        base = cls.__base__
+        inherited = base.environment_names() if isinstance(base, type) and base is not SettingsPart else frozenset()
+        for env in cls.environment_names() - inherited:  # type: ignore[attr-defined]
+            owners.setdefault(env, set()).add(cls.__name__)
+    assert {"MAX_MESSAGE_CHARS", "GATEWAY_MAX_MESSAGE_CHARS", "RASA_TIMEOUT_SECONDS"} <= set(owners)
+    assert all(len(names) == 1 for names in owners.values()), {k: v for k, v in owners.items() if len(v) > 1}
 
 
 def test_the_gateways_production_check_does_not_stop_the_action_server(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -104,23 +104,37 @@ class _JsonApi:
     """POST a JSON body, retry only a 429, return the decoded JSON object (``ok`` not yet checked)."""
 
     platform: Platform
+    default_base_url: str
 
     def __init__(
         self,
         client: httpx.AsyncClient,
+        base_url: str | None = None,
+        bot_token: str = "",
+        timeout: float = 10.0,
         *,
-        timeout: float,
-        max_attempts: int,
-        max_wait_seconds: float,
-        sleep: Sleep,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
+        if not self._token_ok(bot_token):
+            raise ValueError(f"a {self.platform.capitalize()} bot token is required")
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        self._base = (base_url or self.default_base_url).rstrip("/")
+        self._token = bot_token
         self._client = client
         self._timeout = timeout
         self._max_attempts = max_attempts
         self._max_wait = max_wait_seconds
         self._sleep = sleep
+
+    def __repr__(self) -> str:  # never the token
+        return f"{type(self).__name__}(base_url={self._base!r})"
+
+    @staticmethod
+    def _token_ok(token: str) -> bool:
+        return bool(token)
 
     def _url(self, method: str) -> str:
         raise NotImplementedError
@@ -184,28 +198,7 @@ class SlackWebApi(_JsonApi):
     """``chat.postMessage`` and ``chat.update`` with a bot token (``xoxb-...``)."""
 
     platform: Platform = "slack"
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        base_url: str = DEFAULT_SLACK_API_BASE_URL,
-        bot_token: str = "",
-        timeout: float = 10.0,
-        *,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-        max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        if not bot_token:
-            raise ValueError("a Slack bot token is required")
-        super().__init__(
-            client, timeout=timeout, max_attempts=max_attempts, max_wait_seconds=max_wait_seconds, sleep=sleep
-        )
-        self._base = base_url.rstrip("/")
-        self._token = bot_token
-
-    def __repr__(self) -> str:  # never the token
-        return f"SlackWebApi(base_url={self._base!r})"
+    default_base_url = DEFAULT_SLACK_API_BASE_URL
 
     def _url(self, method: str) -> str:
         return f"{self._base}/{method}"
@@ -237,28 +230,11 @@ class TelegramBotApi(_JsonApi):
     """The Bot API methods the Telegram door uses, with the bot's token."""
 
     platform: Platform = "telegram"
+    default_base_url = DEFAULT_TELEGRAM_API_BASE_URL
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        base_url: str = DEFAULT_TELEGRAM_API_BASE_URL,
-        bot_token: str = "",
-        timeout: float = 10.0,
-        *,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-        max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        if not bot_token or "/" in bot_token:
-            raise ValueError("a Telegram bot token is required")
-        super().__init__(
-            client, timeout=timeout, max_attempts=max_attempts, max_wait_seconds=max_wait_seconds, sleep=sleep
-        )
-        self._base = base_url.rstrip("/")
-        self._token = bot_token
-
-    def __repr__(self) -> str:  # never the token
-        return f"TelegramBotApi(base_url={self._base!r})"
+    @staticmethod
+    def _token_ok(token: str) -> bool:
+        return bool(token) and "/" not in token  # it is part of the URL path
 
     def _url(self, method: str) -> str:
         return f"{self._base}/bot{self._token}/{method}"

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
+from tandem.gateway.channels.payloads import MAX_BODY_BYTES, load_object, mapping
 from tandem.gateway.channels.slack_render import chosen_update, escape_mrkdwn, render_messages
 
 __all__ = [
@@ -50,7 +50,6 @@ TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
 RETRY_NUM_HEADER = "X-Slack-Retry-Num"
 RETRY_REASON_HEADER = "X-Slack-Retry-Reason"
 DEFAULT_TOLERANCE_SECONDS = 300
-MAX_BODY_BYTES = 1_000_000
 _MAX_TIMESTAMP_DIGITS = 12
 _MENTION = re.compile(r"^\s*<@([UW][A-Z0-9]+)(?:\|[^>]*)?>[\s,:]*")
 _MARKUP = re.compile(r"<([^<>]*)>")
@@ -141,10 +140,6 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def _retry_num(value: str | None) -> int | None:
     if value is None or not (value.isascii() and value.isdigit()) or len(value) > 4:
         return None
@@ -187,18 +182,6 @@ def _message_text(raw: str, *, bot_user_id: str | None, mention: bool) -> str:
     return plain_text(raw).strip().lstrip("/").strip()
 
 
-def _load_json(body: bytes | Mapping[str, Any]) -> Mapping[str, Any] | None:
-    if isinstance(body, Mapping):
-        return body
-    if len(body) > MAX_BODY_BYTES:
-        return None
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    return data if isinstance(data, Mapping) else None
-
-
 def _ignored_subtype(subtype: str) -> Ignored:
     reasons = {"message_changed": "edited", "message_deleted": "deleted", "bot_message": "bot_message"}
     return Ignored(reasons.get(subtype, "subtype"))
@@ -218,7 +201,7 @@ def parse_event(
     retry headers are carried for logs and metrics only: the de-duplication key does not depend
     on them.
     """
-    data = _load_json(body)
+    data = load_object(body)
     if data is None:
         return Ignored("invalid_body")
     kind = data.get("type")
@@ -281,7 +264,7 @@ def _form_payload(body: bytes) -> Mapping[str, Any] | None:
     values = fields.get("payload")
     if not values or len(values) != 1:
         return None
-    return _load_json(values[0].encode("utf-8"))
+    return load_object(values[0].encode("utf-8"))
 
 
 def _first_button(actions: Any) -> Mapping[str, Any] | None:
@@ -300,13 +283,13 @@ def parse_interactivity(body: bytes) -> SlackClick | Ignored:
         return Ignored("invalid_body")
     if data.get("type") != "block_actions":
         return Ignored("unsupported_type")
-    container, message = _mapping(data.get("container")), _mapping(data.get("message"))
+    container, message = mapping(data.get("container")), mapping(data.get("message"))
     if container.get("type") != "message" or not message:
         return Ignored("not_a_message")
     action = _first_button(data.get("actions"))
     if action is None:
         return Ignored("no_button_value")
-    user, team_obj, channel_obj = _mapping(data.get("user")), _mapping(data.get("team")), _mapping(data.get("channel"))
+    user, team_obj, channel_obj = mapping(data.get("user")), mapping(data.get("team")), mapping(data.get("channel"))
     team = _str(team_obj.get("id")) or _str(user.get("team_id"))
     channel = _str(channel_obj.get("id")) or _str(container.get("channel_id"))
     user_id = _str(user.get("id"))

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hmac
 import html
-import json
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tandem.gateway.channels.bot_messages import cut, handoff_state, parse_bot_messages, split_text, utf16_units
+from tandem.gateway.channels.payloads import load_object, mapping
 
 __all__ = [
     "CallbackOption",
@@ -58,7 +58,6 @@ MAX_CALLBACK_DATA_BYTES = 64
 MAX_BUTTONS = 50
 MAX_BUTTON_TEXT = 64
 MAX_CALLBACK_ANSWER = 200
-MAX_BODY_BYTES = 1_000_000
 DEFAULT_COMMANDS: Mapping[str, str] = {"start": "Hello", "help": "What can you do?"}
 # What a person sends that is not text: the caller answers these with "please send text".
 _PERSONAL_CONTENT = frozenset(
@@ -127,22 +126,6 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _load(body: bytes | Mapping[str, Any]) -> Mapping[str, Any] | None:
-    if isinstance(body, Mapping):
-        return body
-    if len(body) > MAX_BODY_BYTES:
-        return None
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    return data if isinstance(data, Mapping) else None
-
-
 def _command_text(
     text: str, *, bot_username: str | None, commands: Mapping[str, str]
 ) -> tuple[str | None, str | None, bool]:
@@ -162,7 +145,7 @@ def _command_text(
 def _message(
     update_id: int, message: Mapping[str, Any], *, bot_username: str | None, commands: Mapping[str, str], private: bool
 ) -> TelegramInbound | Ignored:
-    chat, sender = _mapping(message.get("chat")), _mapping(message.get("from"))
+    chat, sender = mapping(message.get("chat")), mapping(message.get("from"))
     chat_id, from_id, message_id = _int(chat.get("id")), _int(sender.get("id")), _int(message.get("message_id"))
     if chat_id is None or from_id is None or message_id is None:
         return Ignored("incomplete_update")
@@ -196,8 +179,8 @@ def _click(update_id: int, query: Mapping[str, Any], *, private: bool) -> Telegr
     query_id = query.get("id")
     if not isinstance(query_id, str) or not query_id:
         return Ignored("incomplete_update")
-    message = _mapping(query.get("message"))
-    chat, sender = _mapping(message.get("chat")), _mapping(query.get("from"))
+    message = mapping(query.get("message"))
+    chat, sender = mapping(message.get("chat")), mapping(query.get("from"))
     chat_id, from_id, message_id = _int(chat.get("id")), _int(sender.get("id")), _int(message.get("message_id"))
     data = query.get("data")
     if chat_id is None or from_id is None or message_id is None:
@@ -229,7 +212,7 @@ def parse_update(
 
     ``commands`` maps a command name (``start``) to the text Rasa gets for it (a greeting).
     """
-    data = _load(body)
+    data = load_object(body)
     update_id = _int(data.get("update_id")) if data is not None else None
     if data is None or update_id is None:
         return Ignored("invalid_update")
@@ -237,8 +220,8 @@ def parse_update(
         return _message(update_id, data["message"], bot_username=bot_username, commands=commands, private=private_only)
     if isinstance(data.get("callback_query"), Mapping):
         return _click(update_id, data["callback_query"], private=private_only)
-    member = _mapping(data.get("my_chat_member"))
-    if _mapping(member.get("new_chat_member")).get("status") == "kicked":
+    member = mapping(data.get("my_chat_member"))
+    if mapping(member.get("new_chat_member")).get("status") == "kicked":
         return Ignored("bot_blocked")  # the user blocked the bot: stop writing to them
     kinds = sorted(key for key in data if key != "update_id")
     return Ignored(kinds[0] if len(kinds) == 1 and len(kinds[0]) <= 40 else "unsupported_update")
