@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from prometheus_client import REGISTRY
 
 from tandem.runtime import Infrastructure
-from tandem.services.fallback import DecisionRecorder, FallbackChain
+from tandem.services.fallback import DecisionRecorder, FallbackChain, HandoffSummarizer
 from tandem.settings import ActionSettings, load_action_settings
 from tandem.tools import Toolbox
 
@@ -58,6 +58,15 @@ class _Registry:
                     settings, registry=REGISTRY, infra=self._infrastructure(settings)
                 )
             return self._chain
+
+    def summarizer(self) -> HandoffSummarizer | None:
+        # Without a model (and no chain set by a test) there is nothing to summarise with: the
+        # chain is not built for that.
+        with self._lock:
+            chain = self._chain
+        if chain is None and not self.get().settings.llm.llm_configured:
+            return None
+        return (chain or self.chain()).summarizer
 
     def set_chain(self, chain: FallbackChain | None) -> None:
         with self._lock:
@@ -109,6 +118,11 @@ def fallback_chain() -> FallbackChain:
 def use_fallback_chain(replacement: FallbackChain | None) -> None:
     """Replace the fallback chain (tests)."""
     _registry.set_chain(replacement)
+
+
+def handoff_summarizer() -> HandoffSummarizer | None:
+    """The handoff summariser of this process's fallback chain (None without a model)."""
+    return _registry.summarizer()
 
 
 def decision_recorder() -> DecisionRecorder:

@@ -1,19 +1,33 @@
-"""Handing the conversation to a person: a ticket with the transcript, slots and reason."""
+"""Handing the conversation to a person: a ticket with the transcript, slots and reason.
+
+The ticket opened (or found open), the conversation is paused (``ConversationPaused``): from here
+the gateway sends the customer's messages to the ticket, not to Rasa, and Rasa's pause is the
+backstop. The reply carries the widget's marker ``{"handoff": {"state": "pending", "ticket_id"}}``,
+which also tells the gateway to open the handoff on the help desk. The hand-back arrives as an
+external intent (``handoff_returned``, ``handoff_expired``, ``handoff_cancelled``) after the
+gateway resumed the conversation: :mod:`actions.handoff_back`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.events import ActiveLoop, ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from tandem import conversation
 from tandem.errors import RateLimited
+from tandem.services.fallback.summary import SUMMARY_TURNS
 
-from .common import ToolFailed, call_tool, caller_of, latest_intent
-from .context import toolbox
+from .common import ToolFailed, call_tool, caller_of, client_key, latest_intent
+from .context import handoff_summarizer, toolbox
+from .fallback import known_pii
+
+logger = logging.getLogger(__name__)
 
 TRANSCRIPT_TURNS = conversation.TRANSCRIPT_TURNS
 
@@ -35,6 +49,27 @@ def summary_of(tracker: Tracker, reason: str) -> str:
     return conversation.handoff_summary(tracker.events, reason=reason, active_form=tracker.active_loop.get("name"))
 
 
+async def llm_summary_of(tracker: Tracker) -> str | None:
+    """The model's short summary of the masked transcript; None without an LLM or when it fails.
+
+    Never raises: the ticket always has the deterministic summary. The chain (and its summariser)
+    is built off the event loop when this is the process's first use of it.
+    """
+    try:
+        summarizer = await asyncio.to_thread(handoff_summarizer)
+        if summarizer is None:
+            return None
+        return await summarizer.summarize(
+            conversation.transcript(tracker.events, limit=SUMMARY_TURNS),
+            conversation_id=tracker.sender_id,
+            client=client_key(tracker),
+            known=known_pii(tracker),
+        )
+    except Exception as error:  # a summary is never worth failing the handoff
+        logger.warning("handoff summary failed: %s", type(error).__name__)
+        return None
+
+
 class ActionHandoff(Action):
     def name(self) -> str:
         return "action_handoff"
@@ -54,6 +89,7 @@ class ActionHandoff(Action):
                     transcript=transcript(tracker),
                     slots=slots,
                     summary=summary_of(tracker, reason),
+                    llm_summary=await llm_summary_of(tracker),
                 ),
             )
         except ToolFailed:
@@ -65,4 +101,5 @@ class ActionHandoff(Action):
         # Asking again finds the conversation's open ticket: the customer hears the same number.
         response = "utter_handoff_created" if ticket.created else "utter_handoff_existing"
         dispatcher.utter_message(response=response, ticket_id=ticket.ticket_id)
-        return events
+        dispatcher.utter_message(json_message={"handoff": {"state": "pending", "ticket_id": ticket.ticket_id}})
+        return [*events, ConversationPaused()]

@@ -251,6 +251,8 @@ class ActionCancelBooking(Action):
                 refund=refund,
                 ticket_id=result.ticket_id,
             )
+            # The gateway records where this customer is answered when an agent decides.
+            dispatcher.utter_message(json_message={"approval": {"state": "pending", "ticket_id": result.ticket_id}})
         else:
             dispatcher.utter_message(response="utter_cancellation_done", reference=reference, refund=refund)
         return reset_lookup()

@@ -1,5 +1,7 @@
 """Command line: ``python -m tandem.cli migrate|seed [--demo]|reset-db|expire-holds [--every SECONDS]``,
-``telegram set-webhook URL [--drop-pending-updates]`` (tandem/channel_admin.py).
+``telegram set-webhook URL [--drop-pending-updates]`` (tandem/channel_admin.py),
+``agent add --email EMAIL --name NAME [--role agent|admin]`` (password on standard input) and
+``agent disable --email EMAIL``.
 
 Configuration comes from the environment (DATABASE_URL, SCHEDULE_DAYS, SEED_DEMO_DATA, ...), as
 everywhere.
@@ -8,6 +10,7 @@ everywhere.
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import signal
 import sys
@@ -18,12 +21,15 @@ from types import FrameType
 from typing import Protocol
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from tandem.channel_admin import telegram_set_webhook
 from tandem.clock import utc_now
 from tandem.db.engine import create_engine_from_settings, make_session_factory
 from tandem.db.migrate import downgrade_base, upgrade_head
+from tandem.errors import Conflict, Invalid
 from tandem.seed import SeedReport, seed
+from tandem.services.agents import add_agent, set_active
 from tandem.services.bookings import expire_holds
 from tandem.settings import BusinessSettings, DatabaseSettings, load_cli_settings
 
@@ -110,6 +116,68 @@ def expire_holds_every(settings: DatabaseSettings, seconds: float, *, stop: thre
     log.info("expire-holds loop stopped")
 
 
+def read_password() -> str:
+    """The new agent's password: typed twice at a terminal (not echoed), else one line of standard input.
+
+    Never an argument: ``ps`` and the shell history would keep it. Only the line break is removed;
+    spaces are part of the password. A mismatch at the terminal is ``Invalid(reason="password")``.
+    """
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat the password: ") != first:
+            raise Invalid("the passwords do not match", reason="password")
+        return first
+    line = sys.stdin.readline()
+    return line.removesuffix("\n").removesuffix("\r")
+
+
+def run_agent_add(settings: DatabaseSettings, *, email: str, name: str, role: str, password: str) -> str:
+    """Add a console agent in one transaction (the schema must be migrated); returns the line to print."""
+    engine = create_engine_from_settings(settings)
+    try:
+        with make_session_factory(engine).begin() as session:
+            agent = add_agent(session, email=email, display_name=name, password=password, role=role, now=utc_now())
+        return f"agent {agent.id} added: {agent.display_name} ({agent.role})"
+    finally:
+        engine.dispose()
+
+
+def run_agent_disable(settings: DatabaseSettings, *, email: str) -> bool:
+    """Disable a console agent and end its sessions; ``False`` when no agent has this e-mail."""
+    engine = create_engine_from_settings(settings)
+    try:
+        with make_session_factory(engine).begin() as session:
+            return set_active(session, email=email, active=False, now=utc_now())
+    finally:
+        engine.dispose()
+
+
+def _agent_command(args: argparse.Namespace, settings: DatabaseSettings) -> int:
+    """``agent add|disable``: the result on standard output, a refusal as one line on standard error (exit 2).
+
+    A database error is one line too (exit 1), without the traceback: its SQL parameters would
+    show the e-mail and, for a failed insert, the password hash.
+    """
+    try:
+        if args.agent_command == "add":
+            line = run_agent_add(settings, email=args.email, name=args.name, role=args.role, password=read_password())
+        elif run_agent_disable(settings, email=args.email):
+            line = "agent disabled"
+        else:
+            sys.stderr.write("no agent has this e-mail\n")
+            return 2
+    except (Invalid, Conflict) as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    except SQLAlchemyError as exc:
+        sys.stderr.write(
+            f"database error ({type(exc).__name__}); is the schema migrated (python -m tandem.cli migrate)?\n"
+        )
+        return 1
+    sys.stdout.write(line + "\n")
+    return 0
+
+
 def _stop_on_signals(stop: threading.Event) -> None:
     def handler(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s, stopping after the current run", signal.Signals(signum).name)
@@ -155,6 +223,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     webhook.add_argument(
         "--drop-pending-updates", action="store_true", help="discard the updates Telegram queued before this call"
     )
+    agent = sub.add_parser("agent", help="the agent console's accounts (the schema must be migrated)")
+    agent_sub = agent.add_subparsers(dest="agent_command", required=True)
+    agent_add = agent_sub.add_parser(
+        "add", help="add an agent; the password is read from standard input (or prompted for twice)"
+    )
+    agent_add.add_argument("--email", required=True, help="the agent's login")
+    agent_add.add_argument("--name", required=True, help="the display name customers see (1 to 64 characters)")
+    agent_add.add_argument("--role", choices=("agent", "admin"), default="agent", help="default: agent")
+    agent_disable = agent_sub.add_parser("disable", help="disable an agent and end its console sessions")
+    agent_disable.add_argument("--email", required=True, help="the agent's login")
     args = parser.parse_args(argv)
 
     settings = load_cli_settings()
@@ -177,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             expire_holds_every(settings.database, args.every, stop=stop)
     elif args.command == "telegram":
         return telegram_set_webhook(args.url, drop_pending_updates=args.drop_pending_updates)
+    elif args.command == "agent":
+        return _agent_command(args, settings.database)
     return 0
 
 

@@ -216,6 +216,7 @@ class HandoffArgs(ToolArgs):
     transcript: list[dict[str, Any]] = Field(default_factory=list)
     slots: dict[str, Any] = Field(default_factory=dict)
     summary: str = Field(default="", max_length=4000)
+    llm_summary: str | None = Field(default=None, max_length=1000)
 
     @field_validator("transcript", "slots", mode="before")
     @classmethod

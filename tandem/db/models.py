@@ -44,8 +44,12 @@ CENT = Decimal("0.01")
 FLIGHT_STATUSES = ("scheduled", "delayed", "departed", "landed", "cancelled")
 CABINS = ("economy", "business")
 BOOKING_STATUSES = ("held", "confirmed", "cancelled", "cancellation_pending")
-TICKET_STATUSES = ("open", "assigned", "closed")
+# A handoff: queued -> assigned -> resolved (back to the bot) | closed; queued -> expired | cancelled.
+# A refund approval: queued -> approved | denied. (See tandem.services.handoff and .approvals.)
+TICKET_STATUSES = ("queued", "assigned", "resolved", "closed", "expired", "cancelled", "approved", "denied")
 TICKET_KINDS = ("handoff", "refund_approval")
+AGENT_ROLES = ("agent", "admin")
+HANDOFF_MESSAGE_ROLES = ("customer", "agent", "system")
 LOOKUP_SCOPES = ("reference", "client", "conversation")
 FALLBACK_KINDS = ("rescue", "answer", "form_answer", "clarify", "refuse", "handoff", "degraded")
 FALLBACK_MODES = ("llm", "retrieval")
@@ -213,6 +217,38 @@ class PasswordResetOutbox(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class Agent(Base):
+    """A person of the support team who logs in to the agent console (0005).
+
+    Customers see only ``display_name`` ("Ploy"), never the e-mail. ``password_hash`` is an
+    argon2id hash (:mod:`tandem.services.agents`).
+    """
+
+    __tablename__ = "agents"
+    __table_args__ = (CheckConstraint(_in("role", AGENT_ROLES), name="role_known"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AgentSession(Base):
+    """A console login (0005): only the SHA-256 of the session token is stored."""
+
+    __tablename__ = "agent_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
 class Ticket(Base):
     """Work for a human agent: a handoff, or a refund waiting for approval."""
 
@@ -227,7 +263,7 @@ class Ticket(Base):
     conversation_id: Mapped[str] = mapped_column(String(128), index=True)
     kind: Mapped[str] = mapped_column(String(24))
     reason: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default="queued")
     transcript: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
     slots: Mapped[dict[str, Any]] = mapped_column(JSONType)
     summary: Mapped[str] = mapped_column(Text)
@@ -235,6 +271,59 @@ class Ticket(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Where the customer asked (``website``, ``slack``, ``shell`` ...; 0003): an agent answers there.
     channel: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # The desk (0005): who took it and when it ended, the agent's closing note, the LLM's summary
+    # (None without an LLM), and where a platform customer is answered (Slack channel and thread,
+    # Telegram chat; None on the website, which reads its messages from the gateway).
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), nullable=True)
+    # The name the customer sees ("Ploy"): the console agent's display name, or the help desk's.
+    agent_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    llm_summary: Mapped[str | None] = mapped_column(Text, nullable=True)
+    address: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    # The help desk's own id of this ticket (e.g. the Chatwoot conversation id), when one is used.
+    desk_ref: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+
+
+class HandoffMessage(Base):
+    """A message of a handed-over conversation (0005): the customer's, an agent's, or the desk's.
+
+    ``external_id`` is the help desk's id of a message that came from it (unique: a webhook
+    delivered twice is stored once).
+    """
+
+    __tablename__ = "handoff_messages"
+    __table_args__ = (
+        CheckConstraint(_in("role", HANDOFF_MESSAGE_ROLES), name="role_known"),
+        Index("ix_handoff_messages_ticket_id_id", "ticket_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    role: Mapped[str] = mapped_column(String(16))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    external_id: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+
+
+class TicketEvent(Base):
+    """One transition of a ticket (0005): the audit trail the desk and analytics read.
+
+    ``actor`` is ``agent:<id>``, ``customer``, ``system`` (the queue timeout) or a desk
+    (``chatwoot``); ``detail`` holds codes, never message text.
+    """
+
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType)
 
 
 class Rating(Base):

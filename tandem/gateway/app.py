@@ -9,6 +9,8 @@ sends) and :mod:`~tandem.gateway.operations` (health, readiness, metrics, demo p
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -20,8 +22,13 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
+from tandem.gateway.agent_routes import install_agent_routes
 from tandem.gateway.chat import install_chat_routes
+from tandem.gateway.console_routes import install_console_page
+from tandem.gateway.desk import Desk
 from tandem.gateway.doors import Doors, build_doors
+from tandem.gateway.handoff_routes import install_handoff_routes
+from tandem.gateway.helpdesk import EmbeddedDesk, HelpDesk
 from tandem.gateway.logs import LOGGER_NAME
 from tandem.gateway.metrics import GatewayMetrics
 from tandem.gateway.middleware import API_CSP, PAGE_CSP, install_error_handlers, install_middleware
@@ -44,6 +51,7 @@ __all__ = ["API", "API_CSP", "PAGE_CSP", "ROOT", "WIDGET_DIR", "GatewayState", "
 
 ROOT = Path(__file__).resolve().parents[2]
 WIDGET_DIR = ROOT / "widget"
+CONSOLE_DIR = Path(__file__).resolve().parent / "console"
 
 
 def _secret(settings: GatewaySettings, log: logging.Logger) -> bytes:
@@ -57,7 +65,9 @@ def _secret(settings: GatewaySettings, log: logging.Logger) -> bytes:
     return secrets.token_bytes(32)
 
 
-def _state(app_settings: GatewayAppSettings, http_client: httpx.AsyncClient | None) -> tuple[GatewayState, Doors]:
+def _state(
+    app_settings: GatewayAppSettings, http_client: httpx.AsyncClient | None
+) -> tuple[GatewayState, Doors, bytes]:
     """The app's state: stores in Redis when ``REDIS_URL`` is set (else in process), no connection yet."""
     settings = app_settings.gateway
     log = logging.getLogger(LOGGER_NAME)
@@ -88,6 +98,7 @@ def _state(app_settings: GatewayAppSettings, http_client: httpx.AsyncClient | No
                 "session": settings.gateway_rate_limit_session,
                 "address": settings.gateway_rate_limit_address,
                 "new_session": settings.gateway_rate_limit_new_session,
+                "agent_login": app_settings.handoff.agent_login_rate_limit,
             },
         ),
         offers=(
@@ -116,7 +127,30 @@ def _state(app_settings: GatewayAppSettings, http_client: httpx.AsyncClient | No
     # Conversation ids of the platforms: keyed by a key derived from GATEWAY_SECRET (required when a
     # channel is on), domain-separated from the session signatures.
     id_secret = hmac.new(secret, b"channel-conversation-ids", hashlib.sha256).digest()
-    return state, build_doors(app_settings, infra, http, id_secret=id_secret)
+    doors = build_doors(app_settings, infra, http, id_secret=id_secret)
+    state.desk = Desk(state, doors, _helpdesk(app_settings, http), app_settings.handoff)
+    # The agent console's CSRF tokens: HMACs of the agent's session token under a key of their own.
+    csrf_key = hmac.new(secret, b"agent-console-csrf", hashlib.sha256).digest()
+    return state, doors, csrf_key
+
+
+def _helpdesk(settings: GatewayAppSettings, http: httpx.AsyncClient) -> HelpDesk:
+    """The help desk of ``HELPDESK``: the embedded console (default) or Chatwoot."""
+    if settings.handoff.helpdesk == "chatwoot":
+        from tandem.gateway.helpdesk.chatwoot import ChatwootDesk
+
+        return ChatwootDesk(http, settings.chatwoot, timeout=10.0)
+    return EmbeddedDesk()
+
+
+async def _sweep_forever(desk: Desk, every: float) -> None:
+    """Expire queued handoffs past HANDOFF_QUEUE_TIMEOUT, for the life of the app."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await desk.sweep()
+        except Exception:  # the database is down: the next round tries again
+            desk.log.warning("desk: the queue sweep failed", extra={"event": "desk_sweep_failed"})
 
 
 def create_app(
@@ -129,11 +163,18 @@ def create_app(
 
     ``http_client`` replaces the client used to reach Rasa and the action server (tests).
     """
-    state, doors = _state(settings, http_client)
+    state, doors, csrf_key = _state(settings, http_client)
+    desk = state.desk
+    assert desk is not None  # built by _state
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        sweeper = asyncio.create_task(_sweep_forever(desk, settings.handoff.handoff_sweep_seconds))
         yield
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        await desk.helpdesk.aclose()
         await doors.aclose()
         if state.owns_http:
             await state.http.aclose()
@@ -160,7 +201,15 @@ def create_app(
     install_error_handlers(app, state)
     install_operations_routes(app, state, widget_dir or WIDGET_DIR)
     install_chat_routes(app, state)
+    install_handoff_routes(app, desk)
     install_slack_routes(app, state, doors)
     install_telegram_routes(app, state, doors)
+    install_console_page(app, CONSOLE_DIR)
+    install_agent_routes(app, desk, csrf_key=csrf_key, settings=settings.handoff)
+    if settings.handoff.helpdesk == "chatwoot":
+        from tandem.gateway.chatwoot_routes import install_chatwoot_routes
+
+        install_chatwoot_routes(app, state, desk, desk.helpdesk, settings.chatwoot, doors.dedupe)  # type: ignore[arg-type]
     app.state.doors = doors
+    app.state.desk = desk
     return app

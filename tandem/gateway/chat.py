@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from tandem.gateway import schemas
 from tandem.gateway.errors import GatewayError, UpstreamError
-from tandem.gateway.messages import bot_message, history_from_tracker, offered_payloads
+from tandem.gateway.messages import bot_message, history_from_tracker, merge_by_time, offered_payloads
 from tandem.gateway.replay import claim_or_replay, forget_turn, fp, record_turn
 from tandem.gateway.requests import check_origin, client_address, iso, presented_session, read_body, require_session
 from tandem.gateway.schemas import API
@@ -129,6 +129,21 @@ def install_chat_routes(app: FastAPI, state: GatewayState) -> None:
         except GatewayError:
             await forget_turn(state, conversation, incoming)
             raise
+        if state.desk is not None:
+            # A person has the conversation: the message is theirs, Rasa never sees it.
+            try:
+                intercepted = await state.desk.intercept(conversation, text=incoming.value)
+            except GatewayError:
+                await forget_turn(state, conversation, incoming)
+                raise
+            if intercepted is not None:
+                held = [bot_message(r, message_id=f"{turn_id}-{i}") for i, r in enumerate(intercepted)]
+                body = {"turn_id": turn_id, "messages": held}
+                await record_turn(
+                    state, conversation, incoming, TurnRecord(fp(incoming), turn_id, "done", status=200, body=body)
+                )
+                await state.remember(conversation, offered_payloads(held))
+                return JSONResponse(body, headers={"X-Correlation-Id": correlation_id})
         started = time.perf_counter()
         outcome = "ok"
         error: UpstreamError | None = None
@@ -165,6 +180,8 @@ def install_chat_routes(app: FastAPI, state: GatewayState) -> None:
             else:
                 await forget_turn(state, conversation, incoming)
             return error.response(headers)
+        if state.desk is not None:
+            await state.desk.after_turn(conversation, channel="website", address=None, replies=replies)
         messages = [bot_message(r, message_id=f"{turn_id}-{i}") for i, r in enumerate(replies)]
         body = {"turn_id": turn_id, "messages": messages}
         done = TurnRecord(fp(incoming), turn_id, "done", status=200, body=body)
@@ -184,5 +201,8 @@ def install_chat_routes(app: FastAPI, state: GatewayState) -> None:
         session = await require_session(request, state)
         tracker = await state.rasa.tracker(session.conversation_id)
         messages, offered = history_from_tracker(tracker)
+        if state.desk is not None:
+            # What the customer and the agents wrote during handoffs is not in Rasa's tracker.
+            messages = merge_by_time(messages, await state.desk.history_messages(session.conversation_id))
         await state.remember(session.conversation_id, offered)
         return JSONResponse({"messages": messages})

@@ -21,7 +21,10 @@ from typing import Any
 
 import httpx
 
+from tandem.gateway.channels import slack as slack_platform
+from tandem.gateway.channels import telegram as telegram_platform
 from tandem.gateway.channels.dedupe import (
+    CallbackEntry,
     CallbackStore,
     DedupeStore,
     MemoryCallbackStore,
@@ -84,6 +87,56 @@ class Doors:
     async def aclose(self) -> None:
         await self.lanes.aclose()
 
+    def sender(self, channel: str | None, address: dict[str, Any] | None, conversation_id: str) -> Send | None:
+        """How to post to a platform customer outside a turn (an agent's reply, the hand-back):
+        from the address recorded when the handoff opened. None: not a platform conversation (the
+        website reads its messages from the gateway) or that door is off."""
+        address = address or {}
+        if channel == "slack" and self.slack is not None and isinstance(address.get("channel"), str):
+            door, room = self.slack, address["channel"]
+            thread = address.get("thread_ts") if isinstance(address.get("thread_ts"), str) else None
+
+            async def to_slack(messages: list[dict[str, Any]]) -> set[str]:
+                return await slack_post(door, messages, channel=room, thread_ts=thread)
+
+            return to_slack
+        chat = address.get("chat_id")
+        if channel == "telegram" and self.telegram is not None and isinstance(chat, int) and not isinstance(chat, bool):
+            tg = self.telegram
+
+            async def to_telegram(messages: list[dict[str, Any]]) -> set[str]:
+                return await telegram_post(tg, self, messages, chat_id=chat, conversation=conversation_id)
+
+            return to_telegram
+        return None
+
+
+async def slack_post(
+    door: SlackDoor, messages: list[dict[str, Any]], *, channel: str, thread_ts: str | None
+) -> set[str]:
+    """Post the bot's messages in a Slack channel (or thread); the payloads its buttons carry."""
+    offered: set[str] = set()
+    for post in slack_platform.render_messages(messages, channel=channel, thread_ts=thread_ts):
+        await door.api.post_message(post.body)
+        offered.update(button.payload for button in post.buttons)
+    return offered
+
+
+async def telegram_post(
+    door: TelegramDoor, doors: Doors, messages: list[dict[str, Any]], *, chat_id: int, conversation: str
+) -> set[str]:
+    """Send the bot's messages to a Telegram chat; the buttons' opaque ids are stored first."""
+    rendered = telegram_platform.render_messages(messages, chat_id=chat_id)
+    entries = {
+        callback_id: CallbackEntry(option.payload, option.title, conversation)
+        for callback_id, option in rendered.callbacks.items()
+    }
+    if entries:  # stored before the buttons exist on the customer's screen
+        await doors.callbacks.put(entries, CALLBACK_TTL_SECONDS)
+    for call in rendered.calls:
+        await door.api.call(call.method, call.body)
+    return {option.payload for option in rendered.callbacks.values()}
+
 
 def build_doors(
     settings: GatewayAppSettings, infra: Infrastructure, http: httpx.AsyncClient, *, id_secret: bytes
@@ -124,11 +177,15 @@ async def platform_turn(
     client: str,
     text: str,
     send: Send,
+    address: dict[str, Any] | None = None,
 ) -> None:
     """One customer turn from a platform: validate, limit, Rasa, remember the offers, send the replies.
 
     Runs in the conversation's lane, after the platform was answered; never raises (a failure is
-    logged and the customer gets a short message through ``send``).
+    logged and the customer gets a short message through ``send``). ``address`` is where the
+    customer is answered outside a turn (Slack channel and thread, Telegram chat): recorded on a
+    handoff the bot opens, so that an agent's replies reach them. While a person has the
+    conversation the message goes to the handoff, not to Rasa.
     """
     started = time.perf_counter()
     outcome, replies = "ok", 0
@@ -141,6 +198,17 @@ async def platform_turn(
             if refused.status != 429 or await doors.dedupe.claim(f"notice:{conversation_id}", NOTICE_TTL_SECONDS):
                 await send([{"text": refused.message}])
             return
+        if state.desk is not None:
+            try:
+                held = await state.desk.intercept(conversation_id, text=text)
+            except GatewayError as unavailable:
+                outcome = unavailable.reason
+                await send([{"text": SORRY}])
+                return
+            if held is not None:
+                outcome = "handoff"
+                await send(held)
+                return
         try:
             messages = await state.rasa.send(
                 conversation_id,
@@ -155,6 +223,8 @@ async def platform_turn(
             await send([{"text": SORRY}])
             return
         replies = len(messages)
+        if state.desk is not None:
+            await state.desk.after_turn(conversation_id, channel=channel, address=address, replies=messages)
         # Before a click can come back: only what was offered is accepted, as on the web.
         offered = await send(messages)
         await state.offers.set(conversation_id, offered)

@@ -15,7 +15,14 @@ from typing import Any
 from tandem.conversation import MAX_BUTTONS, ConversationTurn, parse_buttons, parse_custom, turns
 from tandem.conversation import offered_payloads as offered_since_last_user
 
-__all__ = ["MAX_BUTTONS", "bot_message", "history_from_tracker", "offered_payloads", "turn_from_tracker"]
+__all__ = [
+    "MAX_BUTTONS",
+    "bot_message",
+    "history_from_tracker",
+    "merge_by_time",
+    "offered_payloads",
+    "turn_from_tracker",
+]
 
 
 def _iso(timestamp: float | None) -> str:
@@ -100,3 +107,13 @@ def turn_from_tracker(tracker: dict[str, Any], correlation_id: str) -> list[dict
         if raw.get("text") or raw.get("buttons") or raw.get("image") or raw.get("custom"):
             replies.append(raw)
     return replies
+
+
+def merge_by_time(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Two lists of messages, each in order, as one ordered by ``timestamp`` (ISO 8601 UTC, same format);
+    on equal times ``first`` comes first."""
+    if not second:
+        return first
+    tagged = [(m.get("timestamp") or "", 0, i, m) for i, m in enumerate(first)]
+    tagged += [(m.get("timestamp") or "", 1, i, m) for i, m in enumerate(second)]
+    return [m for *_, m in sorted(tagged, key=lambda t: (t[0], t[1], t[2]))]

@@ -71,7 +71,7 @@ def install_middleware(app: FastAPI, state: GatewayState) -> None:
             response: Response = await call_next(request)
         except Exception:
             # A bug must not show a stack trace to the visitor; the log keeps it.
-            state.log.exception("unhandled error", extra={"event": "unhandled_error", "path": request.url.path})
+            state.log.exception("unhandled error", extra={"event": "unhandled_error", "route": route_of(request)})
             response = GatewayError(
                 500, "internal_error", "Something went wrong on our side. Please try again."
             ).response()

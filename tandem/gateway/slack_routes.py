@@ -20,7 +20,14 @@ from fastapi.responses import JSONResponse
 from tandem.gateway.channels import slack
 from tandem.gateway.channels.conversation_ids import slack_conversation_id
 from tandem.gateway.channels.outbound import PlatformError
-from tandem.gateway.doors import DEDUPE_TTL_SECONDS, PLATFORM_MAX_BODY_BYTES, Doors, SlackDoor, platform_turn
+from tandem.gateway.doors import (
+    DEDUPE_TTL_SECONDS,
+    PLATFORM_MAX_BODY_BYTES,
+    Doors,
+    SlackDoor,
+    platform_turn,
+    slack_post,
+)
 from tandem.gateway.errors import GatewayError
 from tandem.gateway.requests import read_raw_body
 from tandem.gateway.state import GatewayState
@@ -54,18 +61,11 @@ def install_slack_routes(app: FastAPI, state: GatewayState, doors: Doors) -> Non
     def conversation_of(team: str, channel: str, user: str) -> str:
         return slack_conversation_id(doors.id_secret, team=team, channel=channel, user=user)
 
-    async def post_replies(messages: list[dict[str, Any]], *, channel: str, thread_ts: str | None) -> set[str]:
-        offered: set[str] = set()
-        for post in slack.render_messages(messages, channel=channel, thread_ts=thread_ts):
-            await door.api.post_message(post.body)
-            offered.update(button.payload for button in post.buttons)
-        return offered
-
     async def run_turn(*, team: str, channel: str, user: str, thread_ts: str | None, text: str) -> None:
         """One customer turn, in the conversation's lane; the replies go where the message was."""
 
         async def send(messages: list[dict[str, Any]]) -> set[str]:
-            return await post_replies(messages, channel=channel, thread_ts=thread_ts)
+            return await slack_post(door, messages, channel=channel, thread_ts=thread_ts)
 
         await platform_turn(
             state,
@@ -75,6 +75,7 @@ def install_slack_routes(app: FastAPI, state: GatewayState, doors: Doors) -> Non
             client=f"slack:{team}:{user}",
             text=text,
             send=send,
+            address={"channel": channel, "thread_ts": thread_ts},
         )
 
     def submit(conversation: str, job: Callable[[], Awaitable[None]]) -> None:

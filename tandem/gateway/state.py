@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import Engine
@@ -26,6 +26,9 @@ from tandem.gateway.turns import TurnStore
 from tandem.gateway.upstream import RasaClient
 from tandem.runtime import Infrastructure
 from tandem.settings import DatabaseSettings, GatewaySettings, InputSettings
+
+if TYPE_CHECKING:
+    from tandem.gateway.desk import Desk
 
 
 @dataclass
@@ -48,6 +51,8 @@ class GatewayState:
     log: logging.Logger
     engine: Engine | None = None
     readiness_checks: dict[str, Check] = field(default_factory=dict)
+    # Who has each conversation, the bot or a person (set by create_app; None in bare tests).
+    desk: Desk | None = None
 
     def database_engine(self) -> Engine:
         # Built on first use so that creating the app touches nothing (and a stopped database

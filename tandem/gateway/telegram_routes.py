@@ -18,15 +18,14 @@ from fastapi import FastAPI, Request, Response
 
 from tandem.gateway.channels import telegram
 from tandem.gateway.channels.conversation_ids import telegram_conversation_id
-from tandem.gateway.channels.dedupe import CallbackEntry
 from tandem.gateway.channels.outbound import PlatformError
 from tandem.gateway.doors import (
-    CALLBACK_TTL_SECONDS,
     DEDUPE_TTL_SECONDS,
     NOTICE_TTL_SECONDS,
     PLATFORM_MAX_BODY_BYTES,
     Doors,
     platform_turn,
+    telegram_post,
 )
 from tandem.gateway.errors import GatewayError
 from tandem.gateway.requests import read_raw_body
@@ -45,23 +44,11 @@ def install_telegram_routes(app: FastAPI, state: GatewayState, doors: Doors) -> 
     def conversation_of(chat_id: int, from_id: int) -> str:
         return telegram_conversation_id(doors.id_secret, chat_id=chat_id, from_id=from_id)
 
-    async def post_replies(messages: list[dict[str, Any]], *, chat_id: int, conversation: str) -> set[str]:
-        rendered = telegram.render_messages(messages, chat_id=chat_id)
-        entries = {
-            callback_id: CallbackEntry(option.payload, option.title, conversation)
-            for callback_id, option in rendered.callbacks.items()
-        }
-        if entries:  # stored before the buttons exist on the customer's screen
-            await doors.callbacks.put(entries, CALLBACK_TTL_SECONDS)
-        for call in rendered.calls:
-            await door.api.call(call.method, call.body)
-        return {option.payload for option in rendered.callbacks.values()}
-
     async def run_turn(chat_id: int, from_id: int, text: str) -> None:
         conversation = conversation_of(chat_id, from_id)
 
         async def send(messages: list[dict[str, Any]]) -> set[str]:
-            return await post_replies(messages, chat_id=chat_id, conversation=conversation)
+            return await telegram_post(door, doors, messages, chat_id=chat_id, conversation=conversation)
 
         await platform_turn(
             state,
@@ -71,6 +58,7 @@ def install_telegram_routes(app: FastAPI, state: GatewayState, doors: Doors) -> 
             client=f"telegram:{from_id}",
             text=text,
             send=send,
+            address={"chat_id": chat_id},
         )
 
     async def clicked(click: telegram.TelegramClick) -> None:

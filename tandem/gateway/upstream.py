@@ -82,6 +82,33 @@ class RasaClient:
             raise upstream_bad_response()
         return data
 
+    async def resume(self, conversation_id: str) -> None:
+        """Resume a paused conversation (the hand-back after a handoff): Rasa predicts again."""
+        await self._request(
+            "POST",
+            f"/conversations/{conversation_id}/tracker/events",
+            params=self._auth(),
+            json=[{"event": "resume"}],
+            timeout=self._turn_timeout,
+        )
+
+    async def trigger(self, conversation_id: str, intent: str, entities: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run an external intent (``handoff_returned`` ...) in the conversation: the bot's messages."""
+        data = await self._request(
+            "POST",
+            f"/conversations/{conversation_id}/trigger_intent",
+            params=self._auth(),
+            json={"name": intent, "entities": entities},
+            timeout=self._turn_timeout,
+        )
+        messages = data.get("messages") if isinstance(data, dict) else None
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            raise upstream_bad_response()
+        return messages
+
+    def _auth(self) -> dict[str, str]:
+        return {"token": self._token} if self._token else {}
+
     async def _request(self, method: str, path: str, *, timeout: float, **kwargs: Any) -> Any:
         try:
             response = await self._client.request(method, self._base + path, timeout=timeout, **kwargs)

@@ -122,23 +122,33 @@ class LlmClient:
                 delay = max(delay, min(float(retry_after), self._backoff_max)) if retry_after else delay
         return float(delay)
 
-    async def complete(self, messages: Sequence[dict[str, str]]) -> Completion:
-        """One chat completion (JSON mode when configured); :class:`LlmUnavailable` when it fails."""
+    async def complete(
+        self, messages: Sequence[dict[str, str]], *, json_mode: bool | None = None, max_tokens: int | None = None
+    ) -> Completion:
+        """One chat completion (JSON mode when configured); :class:`LlmUnavailable` when it fails.
+
+        ``json_mode`` and ``max_tokens`` override the configured ones for this call (the handoff
+        summary asks for plain text, and for less of it).
+        """
         started = time.perf_counter()
+        json_mode = self._json_mode if json_mode is None else json_mode
+        max_tokens = self.max_tokens if max_tokens is None else max_tokens
         try:
             async with asyncio.timeout(self._total_timeout):
-                return await self._attempts(messages, started)
+                return await self._attempts(messages, started, json_mode=json_mode, max_tokens=max_tokens)
         except TimeoutError as exc:
             raise LlmUnavailable("the model did not answer in time", reason="timeout") from exc
 
-    async def _attempts(self, messages: Sequence[dict[str, str]], started: float) -> Completion:
+    async def _attempts(
+        self, messages: Sequence[dict[str, str]], started: float, *, json_mode: bool, max_tokens: int
+    ) -> Completion:
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": list(messages),
-            "max_tokens": self.max_tokens,
+            "max_tokens": max_tokens,
             "temperature": self._temperature,
         }
-        if self._json_mode:
+        if json_mode:
             kwargs["response_format"] = {"type": "json_object"}
         attempt = 0
         while True:

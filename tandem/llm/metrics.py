@@ -35,6 +35,9 @@ class FallbackMetrics:
             ["budget"],
             registry=registry,
         )  # budget: conversation | client | day
+        self.summaries = Counter(
+            "tandem_llm_handoff_summaries_total", "Handoff summaries by outcome", ["outcome"], registry=registry
+        )  # outcome: ok | empty | no_transcript | budget_<scope> | budget_unavailable | llm_<reason>
         self.decisions = Counter(
             "tandem_fallback_decisions_total", "Fallback decisions", ["kind", "mode"], registry=registry
         )

@@ -335,7 +335,7 @@ def cancel_booking(
             conversation_id=conversation_id,
             kind="refund_approval",
             reason="refund_above_threshold",
-            status="open",
+            status="queued",
             transcript=[],
             slots={"booking_ref": booking.reference, "refund_amount": str(quote.refund_amount)},
             summary=(
@@ -357,7 +357,7 @@ def cancel_booking(
             ticket_id=ticket.id,
         )
 
-    _release_seats(session, booking)
+    release_seats(session, booking)
     return CancellationResult(
         reference=booking.reference,
         status="cancelled",
@@ -382,12 +382,13 @@ def expire_holds(session: Session, *, now: datetime) -> int:
         booking.status = "cancelled"
         booking.cancelled_at = now
         booking.refund_amount = Decimal("0.00")
-        _release_seats(session, booking)
+        release_seats(session, booking)
     session.flush()
     return len(expired)
 
 
-def _release_seats(session: Session, booking: Booking) -> None:
+def release_seats(session: Session, booking: Booking) -> None:
+    """Put a booking's seats back on sale (its cabin, its passengers)."""
     seats = Flight.seats_business if booking.cabin == "business" else Flight.seats_economy
     session.execute(
         update(Flight)

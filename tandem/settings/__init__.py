@@ -9,6 +9,7 @@ Each process loads its parts with one loader (:mod:`.processes`). Nothing here r
 
 from tandem.settings.business import BrandSettings, BusinessSettings
 from tandem.settings.channels import SlackSettings, TelegramSettings
+from tandem.settings.desk import ChatwootSettings, HandoffSettings
 from tandem.settings.infrastructure import DatabaseSettings, LogSettings, RedisSettings
 from tandem.settings.llm import FallbackSettings, LlmSettings
 from tandem.settings.processes import (
@@ -37,11 +38,13 @@ __all__ = [
     "ActionSettings",
     "BrandSettings",
     "BusinessSettings",
+    "ChatwootSettings",
     "CliSettings",
     "DatabaseSettings",
     "FallbackSettings",
     "GatewayAppSettings",
     "GatewaySettings",
+    "HandoffSettings",
     "InputSettings",
     "LlmSettings",
     "LogSettings",

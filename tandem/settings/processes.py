@@ -3,7 +3,7 @@
 - the action server (actions/), :func:`load_action_settings`: database, Redis, business, brand,
   LLM, fallback, input, turn, action server, log;
 - the gateway (tandem/gateway), :func:`load_gateway_settings`: gateway (with the turn), database
-  (readiness), Redis, input, brand, log, Slack, Telegram;
+  (readiness, the handoff desk), Redis, input, brand, log, Slack, Telegram, handoff, Chatwoot;
 - the command line (tandem/cli.py), :func:`load_cli_settings`: database, Redis, business, brand,
   log (migrations read :class:`DatabaseSettings` alone).
 
@@ -21,6 +21,7 @@ from typing import Any, Self, TypeVar, get_type_hints
 from tandem.settings.base import SettingsPart
 from tandem.settings.business import BrandSettings, BusinessSettings
 from tandem.settings.channels import SlackSettings, TelegramSettings
+from tandem.settings.desk import ChatwootSettings, HandoffSettings
 from tandem.settings.infrastructure import DatabaseSettings, LogSettings, RedisSettings
 from tandem.settings.llm import FallbackSettings, LlmSettings
 from tandem.settings.servers import ActionServerSettings, GatewaySettings, InputSettings, TurnSettings
@@ -114,12 +115,19 @@ class GatewayAppSettings(_Composite):
     log: LogSettings
     slack: SlackSettings
     telegram: TelegramSettings
+    handoff: HandoffSettings
+    chatwoot: ChatwootSettings
 
     def __post_init__(self) -> None:
         secret = self.gateway.gateway_secret.get_secret_value() if self.gateway.gateway_secret else ""
         if (self.slack.enabled or self.telegram.enabled) and not secret:
             raise ValueError(
                 "Slack and Telegram conversation ids are keyed hashes: set GATEWAY_SECRET when a channel is on"
+            )
+        if self.handoff.helpdesk == "chatwoot" and not self.chatwoot.configured:
+            raise ValueError(
+                "HELPDESK=chatwoot needs CHATWOOT_BASE_URL, CHATWOOT_API_TOKEN, CHATWOOT_ACCOUNT_ID, "
+                "CHATWOOT_INBOX_ID and CHATWOOT_WEBHOOK_SECRET (16+ characters)"
             )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,14 @@ def fake_url(fake_server: tuple[FakeRasa, ServerThread]) -> str:
 
 
 @pytest.fixture
-def settings_for(tmp_path: Path, fake_url: str) -> Callable[..., GatewayAppSettings]:
-    """GatewayAppSettings pointing at the fake Rasa; never reads .env or the developer's REDIS_URL."""
+def settings_for(tmp_path: Path, fake_url: str, sqlite_template: Path) -> Callable[..., GatewayAppSettings]:
+    """GatewayAppSettings pointing at the fake Rasa; never reads .env or the developer's REDIS_URL.
+
+    The database is a private copy of the migrated template: the desk reads the handoffs there.
+    """
+    database = tmp_path / "gateway.db"
+    if not database.exists():
+        shutil.copyfile(sqlite_template, database)
 
     def make(**overrides: Any) -> GatewayAppSettings:
         values: dict[str, Any] = {

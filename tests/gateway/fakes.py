@@ -56,6 +56,35 @@ def default_script(message: str) -> list[dict[str, Any]]:
     return [{"text": f"You said {len(message)} characters."}]
 
 
+def default_trigger(intent: str, entities: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the real bot says on the gateway's external intents (domain.yml, actions/handoff_back.py)."""
+    ended = {"custom": {"handoff": {"state": "ended"}}}
+    if intent == "handoff_returned":
+        name = entities.get("agent_name", "Our agent")
+        return [
+            {"text": f"{name} marked this as solved. Is there anything else I can help you with?"},
+            ended,
+            {"text": "Before you go: how would you rate this conversation?", "buttons": RATING_BUTTONS},
+        ]
+    if intent == "handoff_expired":
+        return [{"text": "I'm sorry, none of our agents is free right now.", **ended}]
+    if intent == "handoff_cancelled":
+        return [{"text": "Okay, I've withdrawn the request for an agent. I'm back: how can I help?", **ended}]
+    if intent == "refund_decided":
+        return [{"text": f"Refund {entities.get('refund_decision')} for {entities.get('booking_ref')}."}]
+    return []
+
+
+def _pauses(replies: list[dict[str, Any]]) -> bool:
+    """Whether the bot's replies hand the conversation over (action_handoff pauses it)."""
+    for reply in replies:
+        custom = reply.get("custom")
+        handoff = custom.get("handoff") if isinstance(custom, dict) else None
+        if isinstance(handoff, dict) and handoff.get("state") == "pending":
+            return True
+    return False
+
+
 @dataclass
 class FakeRasa:
     """State of the fake servers; ``mode`` is ok | slow | error | garbage | unavailable."""
@@ -66,14 +95,27 @@ class FakeRasa:
     requests: list[dict[str, Any]] = field(default_factory=list)
     tracker_requests: list[dict[str, Any]] = field(default_factory=list)
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Like Rasa's ConversationPaused: a paused conversation's messages are logged, never answered.
+    paused: set[str] = field(default_factory=set)
+    triggers: list[dict[str, Any]] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    trigger_script: Callable[[str, dict[str, Any]], list[dict[str, Any]]] = default_trigger
 
     def reset(self) -> None:
         self.mode = "ok"
         self.delay = 2.0
         self.script = default_script
+        self.trigger_script = default_trigger
         self.requests.clear()
         self.tracker_requests.clear()
         self.events.clear()
+        self.paused.clear()
+        self.triggers.clear()
+        self.resumed.clear()
+
+    def messages_to(self, sender: str) -> list[str]:
+        """The customer messages Rasa received for ``sender`` (what a handoff must keep away)."""
+        return [r["body"]["message"] for r in self.requests if r["body"].get("sender") == sender]
 
     def app(self) -> Starlette:
         async def webhook(request: Request) -> Response:
@@ -90,10 +132,14 @@ class FakeRasa:
             if self.mode == "garbage":
                 return PlainTextResponse("<html>definitely not JSON</html>", 200)
             sender, message = body["sender"], body["message"]
-            replies = [{"recipient_id": sender, **r} for r in self.script(message)]
             now = time.time()
             log = self.events.setdefault(sender, [])
             log.append({"event": "user", "text": message, "timestamp": now, "metadata": body.get("metadata")})
+            if sender in self.paused:
+                return JSONResponse([])
+            replies = [{"recipient_id": sender, **r} for r in self.script(message)]
+            if _pauses(replies):
+                self.paused.add(sender)
             for reply in replies:
                 data = {k: v for k, v in reply.items() if k not in ("text", "recipient_id")}
                 log.append({"event": "bot", "text": reply.get("text"), "data": data, "timestamp": now})
@@ -107,6 +153,38 @@ class FakeRasa:
                 await asyncio.sleep(self.delay)
             sender = request.path_params["sender"]
             return JSONResponse({"sender_id": sender, "events": self.events.get(sender, [])})
+
+        async def tracker_events(request: Request) -> Response:
+            if request.query_params.get("token") != TOKEN:
+                return JSONResponse({"message": "unauthorized"}, 401)
+            sender = request.path_params["sender"]
+            body = await request.json()
+            for event in body if isinstance(body, list) else [body]:
+                if event.get("event") == "resume":
+                    self.paused.discard(sender)
+                    self.resumed.append(sender)
+            return JSONResponse({"sender_id": sender, "events": self.events.get(sender, [])})
+
+        async def trigger_intent(request: Request) -> Response:
+            if request.query_params.get("token") != TOKEN:
+                return JSONResponse({"message": "unauthorized"}, 401)
+            if self.mode == "unavailable":
+                return PlainTextResponse("bad gateway", 502)
+            sender = request.path_params["sender"]
+            body = await request.json()
+            self.triggers.append({"sender": sender, "name": body.get("name"), "entities": body.get("entities")})
+            if sender in self.paused:  # Rasa predicts nothing in a paused conversation
+                return JSONResponse({"tracker": {}, "messages": []})
+            replies = [
+                {"recipient_id": sender, **r} for r in self.trigger_script(body["name"], body.get("entities") or {})
+            ]
+            now = time.time()
+            for reply in replies:
+                data = {k: v for k, v in reply.items() if k not in ("text", "recipient_id")}
+                self.events.setdefault(sender, []).append(
+                    {"event": "bot", "text": reply.get("text"), "data": data, "timestamp": now}
+                )
+            return JSONResponse({"tracker": {}, "messages": replies})
 
         async def status(request: Request) -> Response:
             if request.query_params.get("token") != TOKEN:
@@ -123,6 +201,8 @@ class FakeRasa:
             routes=[
                 Route("/webhooks/gateway/webhook", webhook, methods=["POST"]),
                 Route("/conversations/{sender}/tracker", tracker),
+                Route("/conversations/{sender}/tracker/events", tracker_events, methods=["POST"]),
+                Route("/conversations/{sender}/trigger_intent", trigger_intent, methods=["POST"]),
                 Route("/status", status),
                 Route("/", root),
                 Route("/health", health),

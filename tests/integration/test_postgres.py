@@ -175,7 +175,7 @@ def test_cancellation_refunds_and_approval_on_postgres(pg: PgDb, pg_flight: Call
     assert pending.status == "pending_approval" and pending.ticket_id is not None
     with pg.sessions() as s:
         ticket = s.get_one(Ticket, pending.ticket_id)
-        assert (ticket.kind, ticket.booking_reference, ticket.status) == ("refund_approval", big, "open")
+        assert (ticket.kind, ticket.booking_reference, ticket.status) == ("refund_approval", big, "queued")
         booking = s.scalars(select(Booking).where(Booking.reference == big)).one()
         assert booking.status == "cancellation_pending"
 

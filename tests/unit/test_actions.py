@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 from rasa_sdk import Tracker
-from rasa_sdk.events import ActiveLoop, SlotSet
+from rasa_sdk.events import ActiveLoop, ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
@@ -307,11 +307,13 @@ async def test_large_refund_needs_approval_and_creates_a_ticket(toolbox: Toolbox
     history = [{"event": "action", "name": "action_quote_cancellation"}, {"event": "action", "name": "action_listen"}]
     dispatcher = CollectingDispatcher()
     await ActionCancelBooking().run(dispatcher, tracker(slots, text="yes", intent="affirm", events=history), DOMAIN)
-    assert responses(dispatcher) == ["utter_cancellation_pending_approval"]
+    assert responses(dispatcher) == ["utter_cancellation_pending_approval", None]
     with db.sessions() as session:
         ticket = session.execute(select(Ticket).where(Ticket.booking_reference == "XK93PQ")).scalar_one()
-        assert ticket.kind == "refund_approval"
+        assert (ticket.kind, ticket.status) == ("refund_approval", "queued")
         assert dispatcher.messages[0]["ticket_id"] == ticket.id
+        # The marker the gateway reads to record where the customer is told of the decision.
+        assert dispatcher.messages[1]["custom"] == {"approval": {"state": "pending", "ticket_id": ticket.id}}
 
 
 # --- status, account, fallback, handoff ----------------------------------------------------
@@ -427,11 +429,13 @@ async def test_handoff_creates_a_ticket_and_leaves_the_form(toolbox: Toolbox, db
     )
     dispatcher = CollectingDispatcher()
     events = await ActionHandoff().run(dispatcher, t, DOMAIN)
-    assert events == [ActiveLoop(None), SlotSet("requested_slot", None)]
-    assert responses(dispatcher) == ["utter_handoff_created"]
+    # The bot stops talking: the conversation is paused until the gateway hands it back.
+    assert events == [ActiveLoop(None), SlotSet("requested_slot", None), ConversationPaused()]
+    assert responses(dispatcher) == ["utter_handoff_created", None]
     with db.sessions() as session:
         ticket = session.execute(select(Ticket)).scalars().one()
-    assert ticket.reason == "user_request" and ticket.kind == "handoff"
+    assert ticket.reason == "user_request" and ticket.kind == "handoff" and ticket.status == "queued"
+    assert dispatcher.messages[1]["custom"] == {"handoff": {"state": "pending", "ticket_id": ticket.id}}
     assert [turn["text"] for turn in ticket.transcript] == ["What is your booking reference?", "human please"]
 
 

@@ -282,7 +282,7 @@ def test_cancel_above_threshold_needs_an_agent(db: Db) -> None:
         ticket = s.get_one(Ticket, result.ticket_id)
         assert (ticket.kind, ticket.status, ticket.booking_reference, ticket.conversation_id) == (
             "refund_approval",
-            "open",
+            "queued",
             "XK93PQ",
             "conv-42",
         )

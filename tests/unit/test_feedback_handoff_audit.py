@@ -48,7 +48,7 @@ def test_handoff_ticket_keeps_transcript_slots_and_summary(db: Db) -> None:
         ).ticket_id
     with db.sessions() as s:
         ticket = s.get_one(Ticket, ticket_id)
-        assert (ticket.kind, ticket.status, ticket.conversation_id) == ("handoff", "open", "c2")
+        assert (ticket.kind, ticket.status, ticket.conversation_id) == ("handoff", "queued", "c2")
         assert ticket.slots == {"booking_ref": "AB12CD"} and ticket.summary == "Wants to change a name."
         assert len(ticket.transcript) == MAX_TRANSCRIPT_EVENTS
         assert ticket.transcript[-1]["text"] == f"message {MAX_TRANSCRIPT_EVENTS + 4}"

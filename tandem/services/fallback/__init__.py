@@ -21,6 +21,7 @@ The package, by concern:
 - :mod:`.catalogue`: the one intent catalogue (flow, response, title, prompt line, suggestible);
 - :mod:`.policy`: the decision rules, with one constructor of decisions;
 - :mod:`.chain`: the orchestration (guard, retrieval, cache, budget, model, policy);
+- :mod:`.summary`: the handoff summary for agents, over the chain's model, guards and budgets;
 - :mod:`.wiring`: the composition root (from the settings; owns the Redis client);
 - :mod:`.record`: the durable record of every decision (table ``fallback_decisions``, no text).
 """
@@ -30,6 +31,7 @@ from tandem.llm import Turn
 from .catalogue import CATALOGUE, RESCUE_INTENTS, SUGGESTIBLE, Flow, IntentEntry, RescueIntent
 from .chain import FallbackChain
 from .record import DecisionRecord, DecisionRecorder, record_decision
+from .summary import HandoffSummarizer
 from .types import (
     Button,
     ChainConfig,
@@ -55,6 +57,7 @@ __all__ = [
     "FallbackDecision",
     "FallbackRequest",
     "Flow",
+    "HandoffSummarizer",
     "IntentEntry",
     "Message",
     "Mode",

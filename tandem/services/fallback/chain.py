@@ -43,6 +43,7 @@ from tandem.settings import ActionSettings
 
 from .catalogue import OUT_OF_SCOPE, OUT_OF_SCOPE_DESCRIPTION, RESCUE_INTENTS, RescueIntent
 from .policy import FallbackPolicy, Situation
+from .summary import HandoffSummarizer
 from .types import ChainConfig, FallbackDecision, FallbackRequest, Mode
 
 # The package's name: what operators filter on (and what the log tests look for).
@@ -56,6 +57,9 @@ class FallbackChain:
 
     ``owned``: closers of resources the composition root created for this chain only (its Redis
     connection pool); :meth:`aclose` awaits them after closing the model client.
+
+    ``summarizer``: the handoff summary over this chain's model, masker, sanitiser, budgets and
+    metrics (None without a model).
     """
 
     def __init__(
@@ -87,6 +91,17 @@ class FallbackChain:
         self.policy = FallbackPolicy(
             kb=kb, sanitizer=sanitizer, config=config, rescuable=frozenset(i.name for i in self.intents)
         )
+        self.summarizer: HandoffSummarizer | None = None
+        if llm is not None:
+            self.summarizer = HandoffSummarizer(
+                llm=llm,
+                masker=guard.masker,
+                sanitizer=sanitizer,
+                budget=self.budget,
+                metrics=metrics,
+                meter=self._meter,
+                brand=config.persona.brand,
+            )
         self._owned = tuple(owned)
 
     @classmethod

@@ -21,6 +21,7 @@ from tandem.settings import ActionSettings, FallbackSettings
 
 from .catalogue import RESCUE_INTENTS
 from .chain import Closer, FallbackChain
+from .summary import summary_prompt
 from .types import ChainConfig
 
 # tandem/services/fallback/wiring.py → the project root.
@@ -36,13 +37,14 @@ def resolve_knowledge_dir(value: str) -> Path:
 
 
 def build_sanitizer(fallback: FallbackSettings, masker: PiiMasker, config: ChainConfig) -> OutputSanitizer:
-    """The output sanitiser: PII, links outside the allow-list, markup, length, prompt leaks."""
+    """The output sanitiser: PII, links outside the allow-list, markup, length, prompt leaks (of the
+    fallback's system prompt and of the handoff summary's)."""
     choices = [IntentChoice(i.name, i.description) for i in RESCUE_INTENTS]
     return OutputSanitizer(
         masker,
         allowed_hosts=fallback.fallback_link_allowlist.split(","),
         max_chars=fallback.fallback_max_answer_chars,
-        secret_texts=[system_prompt(choices, persona=config.persona)],
+        secret_texts=[system_prompt(choices, persona=config.persona), summary_prompt(config.persona.brand)],
     )
 
 
