@@ -75,6 +75,8 @@ def _actor(agent: AgentView) -> Actor:
 
 
 async def _body(request: Request, model: type[BaseModel], *, optional: bool = False) -> Any:
+    if optional and not request.headers.get("content-type") and request.headers.get("content-length", "0") == "0":
+        return model()  # no body at all: the defaults
     raw = await read_body(request, MAX_BODY_BYTES)
     if optional and not raw.strip():
         return model()

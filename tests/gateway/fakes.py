@@ -100,12 +100,15 @@ class FakeRasa:
     triggers: list[dict[str, Any]] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
     trigger_script: Callable[[str, dict[str, Any]], list[dict[str, Any]]] = default_trigger
+    # Called with the sender for "human" (as action_handoff opens a ticket): the ticket id announced.
+    on_handoff: Callable[[str], int] | None = None
 
     def reset(self) -> None:
         self.mode = "ok"
         self.delay = 2.0
         self.script = default_script
         self.trigger_script = default_trigger
+        self.on_handoff = None
         self.requests.clear()
         self.tracker_requests.clear()
         self.events.clear()
@@ -137,7 +140,15 @@ class FakeRasa:
             log.append({"event": "user", "text": message, "timestamp": now, "metadata": body.get("metadata")})
             if sender in self.paused:
                 return JSONResponse([])
-            replies = [{"recipient_id": sender, **r} for r in self.script(message)]
+            if message.lower() == "human" and self.on_handoff is not None:
+                ticket_id = self.on_handoff(sender)
+                script = [
+                    {"text": f"I've passed your conversation to our support team (ticket #{ticket_id})."},
+                    {"custom": {"handoff": {"state": "pending", "ticket_id": ticket_id}}},
+                ]
+            else:
+                script = self.script(message)
+            replies = [{"recipient_id": sender, **r} for r in script]
             if _pauses(replies):
                 self.paused.add(sender)
             for reply in replies:
@@ -157,6 +168,8 @@ class FakeRasa:
         async def tracker_events(request: Request) -> Response:
             if request.query_params.get("token") != TOKEN:
                 return JSONResponse({"message": "unauthorized"}, 401)
+            if self.mode == "unavailable":
+                return PlainTextResponse("bad gateway", 502)
             sender = request.path_params["sender"]
             body = await request.json()
             for event in body if isinstance(body, list) else [body]:
