@@ -4,7 +4,9 @@ servers, checking the replies and the tracker's slots."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -151,11 +153,56 @@ def test_10_two_fallbacks_in_a_row_offer_a_human(stack: Stack) -> None:
     assert any(b["payload"] == "/request_human" for b in buttons(second))
 
 
-def test_9_asking_for_a_human_creates_a_ticket(stack: Stack) -> None:
+def _external(stack: Stack, sender: str, path: str, body: Any) -> Any:
+    """What the gateway's desk calls on Rasa's HTTP API: resume (tracker events) and trigger_intent."""
+    response = httpx.post(
+        f"{stack.rasa_url}/conversations/{sender}/{path}", params={"token": stack.token}, json=body, timeout=60
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_9_asking_for_a_human_pauses_the_bot_until_the_hand_back(stack: Stack) -> None:
     me = new_sender()
     stack.say(me, "hi")
-    reply = texts(stack.say(me, "I want to talk to a human"))
-    assert "ticket #" in reply, reply
+    replies = stack.say(me, "I want to talk to a human")
+    assert "ticket #" in texts(replies), texts(replies)
+    [marker] = [r["custom"]["handoff"] for r in replies if isinstance(r.get("custom"), dict)]
+    assert marker["state"] == "pending" and isinstance(marker["ticket_id"], int)
+    assert stack.tracker(me)["paused"] is True
+    # The backstop: a message that reaches Rasa anyway gets no bot reply while paused.
+    assert stack.say(me, "hello? is anyone there?") == []
+    # The hand-back, as the desk does it: resume, then the external intent.
+    _external(stack, me, "tracker/events", [{"event": "resume"}])
+    back = _external(
+        stack,
+        me,
+        "trigger_intent",
+        {"name": "handoff_returned", "entities": {"agent_name": "Ploy", "handoff_outcome": "solved"}},
+    )["messages"]
+    said = texts(back)
+    assert "Ploy marked this as solved" in said and "how would you rate" in said, said
+    assert {"handoff": {"state": "ended"}} in [m.get("custom") for m in back]
+    assert stack.slots(me)["handoff_outcome"] == "solved"
+    # The next message is the bot's again.
+    assert texts(stack.say(me, "Is AN204 on time today?")).startswith("AN204 from")
+
+
+def test_9_cancelled_and_expired_hand_backs_and_the_refund_notice(stack: Stack) -> None:
+    for intent, expected in [
+        ("handoff_cancelled", "withdrawn the request"),
+        ("handoff_expired", "follow up by e-mail"),
+    ]:
+        me = new_sender()
+        stack.say(me, "I want to talk to a human")
+        _external(stack, me, "tracker/events", [{"event": "resume"}])
+        said = texts(_external(stack, me, "trigger_intent", {"name": intent, "entities": {}})["messages"])
+        assert expected in said, said
+    me = new_sender()
+    stack.say(me, "hi")
+    entities = {"refund_decision": "approved", "booking_ref": "XK93PQ", "refund_amount": "4250.00", "currency": "THB"}
+    said = texts(_external(stack, me, "trigger_intent", {"name": "refund_decided", "entities": entities})["messages"])
+    assert "approved the cancellation of booking XK93PQ" in said and "4250.00 THB" in said, said
 
 
 def test_stop_inside_a_form_after_confirmation(stack: Stack) -> None:
