@@ -197,11 +197,12 @@ class Desk:
                 lambda s: handoff.expire_due(s, now=now, timeout_seconds=self.settings.handoff_queue_timeout)
             )
             mine = [t for t in expired if t.ticket_id == found.ticket_id]
-            return await self._hand_back(mine[0], "handoff_expired", {}) if mine else []
+            # Not delivered here: the caller answers the customer's turn with these replies.
+            return await self._hand_back(mine[0], "handoff_expired", {}, deliver=False) if mine else []
         if found.status == "queued" and wants_the_bot(text):
             cancelled = await self.tx(lambda s: handoff.cancel(s, conversation_id=conversation_id, now=now))
             if cancelled is not None:
-                return await self._hand_back(cancelled, "handoff_cancelled", {})
+                return await self._hand_back(cancelled, "handoff_cancelled", {}, deliver=False)
         await self.tx(lambda s: handoff.add_message(s, ticket_id=found.ticket_id, actor=CUSTOMER, text=text, now=now))
         if self.helpdesk.name != "embedded":
             detail = await self.tx(lambda s: handoff_views.handoff_detail(s, ticket_id=found.ticket_id))
@@ -422,8 +423,11 @@ class Desk:
 
     # --- the hand-back ---------------------------------------------------------------------
 
-    async def _hand_back(self, done: Transition, intent: str, entities: dict[str, Any]) -> list[dict[str, Any]]:
-        """Resume Rasa's conversation and let the bot say so; the bot's replies (delivered to platforms)."""
+    async def _hand_back(
+        self, done: Transition, intent: str, entities: dict[str, Any], *, deliver: bool = True
+    ) -> list[dict[str, Any]]:
+        """Resume Rasa's conversation and let the bot say so; the bot's replies (delivered to a
+        platform unless ``deliver`` is False: the customer's own turn is being answered with them)."""
         if self.helpdesk.name != "embedded" and done.desk_ref and done.to_status in ("cancelled", "expired", "closed"):
             detail = await self.detail(done.ticket_id)
             await self._tell_helpdesk("ended", self.helpdesk.ended(self._ticket(detail), done.to_status))
@@ -436,7 +440,8 @@ class Desk:
             self.log.warning("desk: the hand-back did not reach Rasa", extra={"event": "hand_back", "error": exc.kind})
             self._unresumed[done.conversation_id] = (done, intent, entities)
             return []
-        await self.deliver(done.conversation_id, done.channel, done.address, replies)
+        if deliver:
+            await self.deliver(done.conversation_id, done.channel, done.address, replies)
         return replies
 
 

@@ -207,7 +207,9 @@ async def platform_turn(
                 return
             if held is not None:
                 outcome = "handoff"
-                await send(held)
+                offered = await send(held)
+                if offered:  # the bot's replies after a cancel carry buttons
+                    await state.offers.set(conversation_id, offered)
                 return
         try:
             messages = await state.rasa.send(

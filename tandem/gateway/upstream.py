@@ -83,12 +83,16 @@ class RasaClient:
         return data
 
     async def resume(self, conversation_id: str) -> None:
-        """Resume a paused conversation (the hand-back after a handoff): Rasa predicts again."""
+        """Resume a paused conversation (the hand-back after a handoff): Rasa predicts again.
+
+        ``action_listen`` follows the resume as after any bot turn: the paused turn ended with
+        ``action_handoff``, and rules (``intent → action``) match only after a listen.
+        """
         await self._request(
             "POST",
             f"/conversations/{conversation_id}/tracker/events",
             params=self._auth(),
-            json=[{"event": "resume"}],
+            json=[{"event": "resume"}, {"event": "action", "name": "action_listen"}],
             timeout=self._turn_timeout,
         )
 

@@ -153,6 +153,10 @@ def test_10_two_fallbacks_in_a_row_offer_a_human(stack: Stack) -> None:
     assert any(b["payload"] == "/request_human" for b in buttons(second))
 
 
+# What RasaClient.resume sends: the pause lifted, then a listen (as after any bot turn).
+RESUME = [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
+
+
 def _external(stack: Stack, sender: str, path: str, body: Any) -> Any:
     """What the gateway's desk calls on Rasa's HTTP API: resume (tracker events) and trigger_intent."""
     response = httpx.post(
@@ -173,7 +177,7 @@ def test_9_asking_for_a_human_pauses_the_bot_until_the_hand_back(stack: Stack) -
     # The backstop: a message that reaches Rasa anyway gets no bot reply while paused.
     assert stack.say(me, "hello? is anyone there?") == []
     # The hand-back, as the desk does it: resume, then the external intent.
-    _external(stack, me, "tracker/events", [{"event": "resume"}])
+    _external(stack, me, "tracker/events", RESUME)
     back = _external(
         stack,
         me,
@@ -195,7 +199,7 @@ def test_9_cancelled_and_expired_hand_backs_and_the_refund_notice(stack: Stack) 
     ]:
         me = new_sender()
         stack.say(me, "I want to talk to a human")
-        _external(stack, me, "tracker/events", [{"event": "resume"}])
+        _external(stack, me, "tracker/events", RESUME)
         said = texts(_external(stack, me, "trigger_intent", {"name": intent, "entities": {}})["messages"])
         assert expected in said, said
     me = new_sender()
