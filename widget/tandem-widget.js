@@ -37,7 +37,12 @@
   const API = `${config.gateway}/api/v1`;
   const REQUEST_TIMEOUT_MS = 45000;
   const RETRY_DELAYS_MS = [1000, 2500, 5000];
-  const HANDOFF_POLL_MS = 5000;
+  // While a handoff is open: GET /handoff every 2 s (paused while the page is hidden), backing off
+  // on errors up to 30 s. After it ends, the history is reloaded until the bot's hand-back is in it.
+  const HANDOFF_POLL_MS = 2000;
+  const HANDOFF_POLL_MAX_MS = 30000;
+  const HAND_BACK_RETRIES = 5;
+  const HAND_BACK_RETRY_MS = 1500;
   const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
   const dayFormat = new Intl.DateTimeFormat(undefined, { weekday: "short", day: "numeric", month: "short" });
 
@@ -294,6 +299,17 @@
     blockedUntil: 0,
     handoff: null, // null | {state, agent_name, ...}
     pollTimer: null,
+    polling: false, // a GET /handoff in flight
+    pollFailures: 0,
+    handoffCursor: 0, // the latest handoff message id seen (GET /handoff?after=)
+    endedTickets: new Set(), // tickets the gateway said have ended: their old "pending" markers are stale
+    lastMarker: null, // the latest custom.handoff rendered (is the bot's hand-back in the history yet?)
+    cancelling: false,
+    handoffNote: null, // a line under the handoff banner (a failed "Back to the assistant")
+    bannerSignature: "",
+    rendered: new Set(), // ids of the bot and agent messages shown (a poll never shows one twice)
+    epoch: 0, // bumped by "New conversation": answers for the old one are dropped
+    reloadWhenIdle: false,
     pending: [], // user messages not yet delivered: {li, body}
   };
   const channel = "BroadcastChannel" in window ? new BroadcastChannel("tandem-widget") : null;
@@ -352,6 +368,7 @@
     const agent = typeof custom.agent_name === "string" ? custom.agent_name : null;
     const li = el("li", { class: "tw-msg tw-bot" + (agent ? " tw-agent" : "") });
     const who = agent || config.title;
+    if (typeof message.id === "string" && message.id) state.rendered.add(message.id);
     if (message.text) li.append(el("div", { class: "tw-bubble" }, markdown(message.text)));
     const image = message.image && safeUrl(message.image);
     if (image) {
@@ -366,8 +383,13 @@
       );
     }
     if (custom.handoff && typeof custom.handoff === "object") setHandoff(custom.handoff);
-    if (li.childElementCount === 0) return null;
-    li.append(el("div", { class: "tw-meta" }, el("span", { class: "tw-sr", text: `${who}: ` }), timeNode(message.timestamp)));
+    if (li.childElementCount === 0) return null; // a marker only ({"handoff": ...}): no empty bubble
+    // A person's message shows their name; the bot's name is for screen readers only.
+    const meta = el("div", { class: "tw-meta" });
+    if (agent) meta.append(el("span", { class: "tw-who", text: agent }), el("span", { class: "tw-sr", text: ": " }));
+    else meta.append(el("span", { class: "tw-sr", text: `${who}: ` }));
+    meta.append(timeNode(message.timestamp));
+    li.append(meta);
     log.append(li);
     scrollToEnd();
     return li;
@@ -413,15 +435,26 @@
 
   function renderHistory(messages) {
     log.replaceChildren();
+    const previous = state.handoff;
     state.handoff = null;
+    state.lastMarker = null;
+    state.rendered = new Set();
     renderGreeting();
     let lastUser = -1;
     messages.forEach((m, i) => {
       if (m.role === "user") lastUser = i;
     });
     for (const message of messages) {
+      // The handoff's messages have the ids "h<id>": the poll goes on after the latest.
+      const handoffId = /^h(\d+)$/.exec(typeof message.id === "string" ? message.id : "");
+      if (handoffId) state.handoffCursor = Math.max(state.handoffCursor, Number(handoffId[1]));
       if (message.role === "user") renderUser(message.text || "", { timestamp: message.timestamp, payload: message.payload });
       else renderBot(message);
+    }
+    // The tracker only has the bot's "pending" marker: an agent who joined since is known from the poll.
+    const current = state.handoff;
+    if (current && previous && previous.state === "agent_joined" && previous.ticket_id === current.ticket_id) {
+      state.handoff = previous;
     }
     const offered = messages.slice(lastUser + 1).flatMap((m) => m.buttons || []);
     renderChoices(offered);
@@ -430,33 +463,189 @@
 
   // ---------------------------------------------------------------- handoff ("an agent will join")
   function setHandoff(handoff) {
-    state.handoff = handoff.state === "ended" ? null : handoff;
+    state.lastMarker = handoff;
+    const stale = Number.isInteger(handoff.ticket_id) && state.endedTickets.has(handoff.ticket_id);
+    state.handoff = handoff.state === "ended" || stale ? null : handoff;
     updateHandoffUi();
   }
 
   function updateHandoffUi() {
     const handoff = state.handoff;
     host.dataset.handoff = handoff ? handoff.state : "none";
-    clearInterval(state.pollTimer);
-    state.pollTimer = null;
+    syncHandoffPolling();
     if (!handoff) {
       subtitle.textContent = config.subtitle;
       if (banner.dataset.kind === "handoff") setBanner(null);
+      state.handoffNote = null;
       return;
     }
-    if (handoff.state === "agent_joined") {
-      const name = handoff.agent_name ? String(handoff.agent_name) : "An agent";
-      subtitle.textContent = `${name} is chatting with you`;
-      setBanner("handoff", `${name} from our support team has joined the conversation.`);
-    } else {
-      subtitle.textContent = "Waiting for an agent…";
-      setBanner("handoff", "An agent will join this conversation soon. You can keep writing here; we'll keep your place.");
+    const joined = handoff.state === "agent_joined";
+    const name = handoff.agent_name ? String(handoff.agent_name) : "An agent";
+    subtitle.textContent = joined ? `${name} is chatting with you` : "Waiting for an agent…";
+    if (banner.dataset.kind === "confirm") return; // its "Cancel" brings this banner back
+    // Rebuilt only when it changes: a poll every 2 s must not take the focus off its button.
+    const signature = JSON.stringify([handoff.state, name, state.cancelling, state.handoffNote]);
+    if (banner.dataset.kind === "handoff" && state.bannerSignature === signature) return;
+    const actions = [];
+    if (!joined) {
+      actions.push(
+        el("button", {
+          class: "tw-link-button tw-strong tw-handoff-cancel",
+          type: "button",
+          text: "Back to the assistant",
+          disabled: state.cancelling,
+          onclick: cancelHandoff,
+        }),
+      );
     }
+    if (state.handoffNote) actions.push(el("span", { class: "tw-banner-note", text: state.handoffNote }));
+    setBanner(
+      "handoff",
+      joined
+        ? `${name} from our support team has joined the conversation.`
+        : "An agent will join this conversation soon. You can keep writing here; we'll keep your place.",
+      actions,
+    );
     banner.prepend(icon(ICONS.agent, 18));
-    // Agents' replies arrive in the conversation's history.
-    state.pollTimer = setInterval(() => {
-      if (!state.busy && !document.hidden) loadHistory();
-    }, HANDOFF_POLL_MS);
+    state.bannerSignature = signature;
+  }
+
+  // Agents' replies and the handoff's state come from GET /handoff?after=<cursor>: one request in
+  // flight at most, every HANDOFF_POLL_MS while a handoff is open, slower after errors.
+  function syncHandoffPolling() {
+    if (!state.handoff) {
+      clearTimeout(state.pollTimer);
+      state.pollTimer = null;
+      return;
+    }
+    if (state.pollTimer === null && !state.polling) schedulePoll(0);
+  }
+
+  function schedulePoll(delay) {
+    clearTimeout(state.pollTimer);
+    state.pollTimer = state.handoff ? setTimeout(pollHandoff, delay) : null;
+  }
+
+  async function pollHandoff() {
+    state.pollTimer = null;
+    if (!state.handoff || state.polling) return;
+    if (document.hidden) {
+      schedulePoll(HANDOFF_POLL_MS); // no request while nobody looks
+      return;
+    }
+    state.polling = true;
+    const epoch = state.epoch;
+    let next = HANDOFF_POLL_MS;
+    let open = true;
+    try {
+      const view = await call("GET", `/handoff?after=${encodeURIComponent(state.handoffCursor)}`);
+      if (epoch !== state.epoch) return;
+      state.pollFailures = 0;
+      open = applyHandoffView(view || {});
+    } catch (error) {
+      if (epoch !== state.epoch) return;
+      if (error.status === 401) {
+        open = false;
+        loadHistory(); // renews the session; the history says whether a handoff is still open
+      } else {
+        state.pollFailures += 1;
+        next = Math.min(HANDOFF_POLL_MAX_MS, HANDOFF_POLL_MS * 2 ** state.pollFailures);
+        if (error.status === 429 && error.retryAfter) next = Math.max(next, error.retryAfter * 1000);
+      }
+    } finally {
+      state.polling = false;
+    }
+    if (open && epoch === state.epoch) schedulePoll(next);
+  }
+
+  /** A poll's answer: new agents' messages, the banner; false when the handoff is over. */
+  function applyHandoffView(view) {
+    for (const message of Array.isArray(view.messages) ? view.messages : []) {
+      if (typeof message.id === "string" && state.rendered.has(message.id)) continue;
+      renderBot(message);
+    }
+    const cursor = Number(view.cursor);
+    if (Number.isSafeInteger(cursor)) state.handoffCursor = Math.max(state.handoffCursor, cursor);
+    const seen = view.handoff || {};
+    if (seen.state === "pending" || seen.state === "agent_joined") {
+      const current = state.handoff || {};
+      const agentName = seen.agent_name || undefined;
+      if (current.state !== seen.state || current.agent_name !== agentName || current.ticket_id !== seen.ticket_id) {
+        state.handoff = { state: seen.state, ticket_id: seen.ticket_id, agent_name: agentName };
+        state.handoffNote = null;
+        updateHandoffUi();
+      }
+      return true;
+    }
+    handoffEnded(seen.ticket_id); // "ended" or "none"
+    return false;
+  }
+
+  function handoffEnded(ticketId) {
+    if (Number.isInteger(ticketId)) state.endedTickets.add(ticketId);
+    if (state.handoff && Number.isInteger(state.handoff.ticket_id)) state.endedTickets.add(state.handoff.ticket_id);
+    state.handoff = null;
+    updateHandoffUi();
+    reloadAfterHandBack(0);
+  }
+
+  // The bot's hand-back (and its rating prompt) is in the tracker, so the history shows it. The
+  // ticket ends a moment before the bot has said so: reload until the history has it (a few tries).
+  async function reloadAfterHandBack(attempt) {
+    if (state.busy) {
+      state.reloadWhenIdle = true; // the turn in flight renders its own replies; reload after it
+      return;
+    }
+    const epoch = state.epoch;
+    await loadHistory();
+    if (epoch !== state.epoch || state.handoff) return;
+    const marker = state.lastMarker;
+    const waiting = marker && marker.state !== "ended" && state.endedTickets.has(marker.ticket_id);
+    if (waiting && attempt < HAND_BACK_RETRIES) {
+      setTimeout(() => {
+        if (epoch === state.epoch && !state.handoff) reloadAfterHandBack(attempt + 1);
+      }, HAND_BACK_RETRY_MS);
+    }
+  }
+
+  // "Back to the assistant" while waiting: POST /handoff/cancel, the bot's replies.
+  async function cancelHandoff() {
+    if (state.busy || state.cancelling || !state.handoff) return;
+    const ticketId = state.handoff.ticket_id;
+    const epoch = state.epoch;
+    state.cancelling = true;
+    state.handoffNote = null;
+    updateHandoffUi();
+    setBusy(true);
+    try {
+      const turn = await call("POST", "/handoff/cancel", {});
+      if (epoch !== state.epoch) return;
+      if (Number.isInteger(ticketId)) state.endedTickets.add(ticketId);
+      state.handoff = null; // the replies' marker says so too
+      const messages = Array.isArray(turn && turn.messages) ? turn.messages : [];
+      for (const message of messages) renderBot(message);
+      renderChoices(messages.flatMap((m) => m.buttons || []));
+      if (channel) channel.postMessage({ type: "updated" });
+    } catch (error) {
+      if (epoch !== state.epoch) return;
+      if (error.code === "not_waiting") {
+        state.handoffNote = "An agent has just picked up your request.";
+        schedulePoll(0);
+      } else if (error instanceof NetworkError) {
+        state.handoffNote = "You seem to be offline. Please try again.";
+      } else {
+        state.handoffNote = error.message;
+      }
+    } finally {
+      state.cancelling = false;
+      setBusy(false);
+      updateHandoffUi();
+      if (panelOpen()) input.focus();
+      if (state.reloadWhenIdle) {
+        state.reloadWhenIdle = false;
+        reloadAfterHandBack(0);
+      }
+    }
   }
 
   // ---------------------------------------------------------------- conversation
@@ -611,6 +800,10 @@
     } finally {
       setBusy(false);
       if (panelOpen() && !panel.contains(shadow.activeElement)) input.focus();
+      if (state.reloadWhenIdle) {
+        state.reloadWhenIdle = false;
+        reloadAfterHandBack(0);
+      }
     }
   }
 
@@ -666,6 +859,8 @@
       setBanner("error", error instanceof NetworkError ? "You seem to be offline. Try again later." : error.message);
       return;
     }
+    state.epoch += 1; // a poll or a cancel of the old conversation answers into the void
+    state.reloadWhenIdle = false;
     setBanner(null);
     renderHistory([]);
     if (channel) channel.postMessage({ type: "reset" });

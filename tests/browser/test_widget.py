@@ -186,37 +186,42 @@ def test_network_failure_shows_a_retry(page: Page) -> None:
     expect(page.locator(".tw-failed")).to_have_count(0)
 
 
-def test_agent_will_join_state(page: Page) -> None:
-    """The marker the handoff issue will send: a custom payload {"handoff": {...}} (docs/website-channel.md)."""
+def test_agent_will_join_then_back_to_the_assistant(page: Page) -> None:
+    """The real bot hands over (its marker {"handoff": {"state": "pending"}}, README "An agent will join"):
+    the widget waits for an agent, polls GET /api/v1/handoff (never the whole history), shows nothing
+    for the gateway's marker-only answers, and "Back to the assistant" gives the conversation back."""
     open_chat(page)
-    send(page, "I want a human")
+    history: list[str] = []
+    page.on("request", lambda r: history.append(r.url) if "/api/v1/history" in r.url else None)
+    poll = re.compile(r"/api/v1/handoff\?after=\d+$")
+    with page.expect_request(poll):
+        send(page, "I want a human")
     expect_bot(page, "ticket #")
-    # The bot does not send the marker yet (the handoff issue adds it): play it from the gateway's answer.
-    page.route(
-        "**/api/v1/messages",
-        lambda route: route.fulfill(
-            json={
-                "turn_id": "t1",
-                "messages": [
-                    {
-                        "id": "t1-0",
-                        "role": "bot",
-                        "text": None,
-                        "buttons": [],
-                        "image": None,
-                        "payload": None,
-                        "custom": {"handoff": {"state": "pending", "ticket_id": 1}},
-                        "timestamp": "2026-01-01T00:00:00.000Z",
-                    }
-                ],
-            }
-        ),
-    )
-    send(page, "are you there?")
     expect(page.get_by_role("status").filter(has_text="An agent will join")).to_be_visible()
     expect(page.locator(".tw-subtitle")).to_have_text("Waiting for an agent…")
     expect(page.locator("#tandem-chat")).to_have_attribute("data-handoff", "pending")
     shot(page, "08-agent-will-join")
+
+    # While waiting, a message goes to the ticket: the answer is a marker only, shown as nothing.
+    bot_items = page.locator(".tw-msg.tw-bot")
+    shown = bot_items.count()
+    send(page, "are you there?")
+    expect(user_bubbles(page).last).to_have_text("are you there?")
+    expect(bot_items).to_have_count(shown)
+    expect(page.locator("#tandem-chat")).to_have_attribute("data-handoff", "pending")
+    for _ in range(2):  # it keeps polling, every 2 s
+        with page.expect_request(poll, timeout=10_000):
+            pass
+    assert history == []  # the poll is GET /api/v1/handoff only
+
+    page.get_by_role("button", name="Back to the assistant").click()
+    wait_idle(page)
+    expect_bot(page, "withdrawn the request")
+    expect(page.locator("#tandem-chat")).to_have_attribute("data-handoff", "none")
+    expect(page.get_by_role("status").filter(has_text="An agent will join")).to_have_count(0)
+    expect(page.locator(".tw-subtitle")).to_have_text("Virtual assistant")
+    send(page, "what can you help me with?")
+    expect_bot(page, "I can help you")  # the bot answers again
 
 
 def test_phone_360px(browser: object, gateway: str) -> None:

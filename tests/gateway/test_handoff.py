@@ -207,11 +207,13 @@ async def test_the_customer_goes_back_to_the_bot_while_queued(
 async def test_the_widget_button_cancels_and_a_claimed_handoff_is_not_cancelled_by_words(
     customer: httpx.AsyncClient, agent: httpx.AsyncClient, fake: FakeRasa, db: DeskDb
 ) -> None:
-    _, ticket_id = await hand_over(customer, fake, db)
+    _, first = await hand_over(customer, fake, db)
     cancelled = await customer.post("/api/v1/handoff/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["messages"]
     again = await customer.post("/api/v1/handoff/cancel")
     assert (again.status_code, again.json()["error"]["code"]) == (409, "not_waiting")
+    with db.sessions() as session:
+        assert session.get_one(Ticket, first).status == "cancelled"
 
     # A new handoff, claimed: now "cancel" is a message for the agent.
     _, second = await hand_over(customer, fake, db)
