@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import unicodedata
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -35,7 +36,7 @@ from tandem.gateway.errors import GatewayError, UpstreamError
 from tandem.gateway.helpdesk.port import DeskTicket, HelpDesk
 from tandem.gateway.messages import bot_message
 from tandem.gateway.state import GatewayState
-from tandem.services import approvals, handoff, handoff_views
+from tandem.services import approvals, audit, handoff, handoff_views
 from tandem.services.handoff import CUSTOMER, SYSTEM, Actor, Transition
 from tandem.settings import HandoffSettings
 
@@ -129,6 +130,45 @@ class Desk:
                 "We can't take messages right now. Please try again in a moment.",
                 reason="desk_database",
             ) from exc
+
+    async def audited(self, actor: Actor, tool: str, arguments: dict[str, Any], work: Callable[[Session], R]) -> R:
+        """``work`` in one transaction, then an ``audit_log`` row for it whatever the outcome: the
+        agents' tools of DOMAIN.md (``claim_handoff``, ``reply_handoff``, ``resolve_handoff``,
+        ``decide_refund``) are audited like the bot's."""
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return await self.tx(work)
+        except GatewayError as error:
+            outcome = error.code
+            raise
+        finally:
+            duration_ms = int((time.perf_counter() - started) * 1000)
+            await self._audit_row(actor, tool, arguments, outcome, duration_ms)
+
+    async def _audit_row(
+        self, actor: Actor, tool: str, arguments: dict[str, Any], outcome: str, duration_ms: int
+    ) -> None:
+        label = actor.label if actor.kind != "desk" else f"{actor.label}:{(actor.name or '')[:40]}"
+        role = actor.role or ("agent" if actor.kind in ("agent", "desk") else actor.kind)
+        at = self.clock()
+
+        def write(session: Session) -> int:
+            return audit.record(
+                session,
+                actor=label,
+                role=role,
+                tool=tool,
+                arguments=arguments,
+                outcome=outcome,
+                duration_ms=duration_ms,
+                at=at,
+            )
+
+        try:
+            await self.tx(write)
+        except GatewayError:
+            self.log.warning("desk: the audit row was not written", extra={"event": "desk_audit", "tool": tool})
 
     def _ticket(self, detail: handoff_views.HandoffDetail) -> DeskTicket:
         return DeskTicket(
@@ -282,7 +322,12 @@ class Desk:
 
     async def claim(self, actor: Actor, ticket_id: int) -> handoff_views.HandoffDetail:
         now = self.clock()
-        done = await self.tx(lambda s: handoff.claim(s, ticket_id=ticket_id, actor=actor, now=now))
+        done = await self.audited(
+            actor,
+            "claim_handoff",
+            {"ticket_id": ticket_id},
+            lambda s: handoff.claim(s, ticket_id=ticket_id, actor=actor, now=now),
+        )
         name = done.agent_name or "An agent"
         await self.deliver(done.conversation_id, done.channel, done.address, [{"text": JOINED.format(name=name)}])
         return await self.detail(ticket_id)
@@ -302,7 +347,9 @@ class Desk:
             )
             return message_id, handoff_views.handoff_detail(session, ticket_id=ticket_id)
 
-        message_id, detail = await self.tx(store)
+        message_id, detail = await self.audited(
+            actor, "reply_handoff", {"ticket_id": ticket_id, "chars": len(text)}, store
+        )
         if message_id is None:
             return None, False
         message = next(m for m in detail.transcript if m.get("id") == message_id)
@@ -316,25 +363,43 @@ class Desk:
         self, actor: Actor, ticket_id: int, *, note: str | None, outcome: str = "solved"
     ) -> tuple[handoff_views.HandoffDetail, int]:
         now = self.clock()
-        done = await self.tx(lambda s: handoff.resolve(s, ticket_id=ticket_id, actor=actor, now=now, note=note))
+        done = await self.audited(
+            actor,
+            "resolve_handoff",
+            {"ticket_id": ticket_id, "outcome": outcome},
+            lambda s: handoff.resolve(s, ticket_id=ticket_id, actor=actor, now=now, note=note),
+        )
         replies = await self._hand_back(
             done, "handoff_returned", {"agent_name": done.agent_name or "Our agent", "handoff_outcome": outcome}
         )
         return await self.detail(ticket_id), len(replies)
 
-    async def close(self, actor: Actor, ticket_id: int, *, note: str | None) -> handoff_views.HandoffDetail:
+    async def close(
+        self, actor: Actor, ticket_id: int, *, note: str | None, tell_helpdesk: bool = True
+    ) -> handoff_views.HandoffDetail:
         now = self.clock()
-        done = await self.tx(lambda s: handoff.close(s, ticket_id=ticket_id, actor=actor, now=now, note=note))
+        done = await self.audited(
+            actor,
+            "close_handoff",
+            {"ticket_id": ticket_id},
+            lambda s: handoff.close(s, ticket_id=ticket_id, actor=actor, now=now, note=note),
+        )
         await self._hand_back(
-            done, "handoff_returned", {"agent_name": done.agent_name or "Our team", "handoff_outcome": "closed"}
+            done,
+            "handoff_returned",
+            {"agent_name": done.agent_name or "Our team", "handoff_outcome": "closed"},
+            tell_helpdesk=tell_helpdesk,
         )
         return await self.detail(ticket_id)
 
     async def decide(self, actor: Actor, approval_id: int, *, approve: bool) -> tuple[approvals.ApprovalRow, bool]:
         """An agent's refund decision; (the approval, whether the customer was told)."""
         now = self.clock()
-        decision = await self.tx(
-            lambda s: approvals.decide_refund(s, ticket_id=approval_id, approve=approve, actor=actor, now=now)
+        decision = await self.audited(
+            actor,
+            "decide_refund",
+            {"ticket_id": approval_id, "decision": "approve" if approve else "deny"},
+            lambda s: approvals.decide_refund(s, ticket_id=approval_id, approve=approve, actor=actor, now=now),
         )
         row = decision.approval
         entities = {
@@ -416,7 +481,8 @@ class Desk:
             return False
         actor = Actor("desk", name=agent_name or found.agent_name or "Support", desk=self.helpdesk.name)
         if found.status == "queued":
-            await self.close(actor, found.ticket_id, note=None)
+            # The help desk ended it: nothing to tell the help desk back.
+            await self.close(actor, found.ticket_id, note=None, tell_helpdesk=False)
         else:
             await self.resolve(actor, found.ticket_id, note=None)
         return True
@@ -424,11 +490,18 @@ class Desk:
     # --- the hand-back ---------------------------------------------------------------------
 
     async def _hand_back(
-        self, done: Transition, intent: str, entities: dict[str, Any], *, deliver: bool = True
+        self,
+        done: Transition,
+        intent: str,
+        entities: dict[str, Any],
+        *,
+        deliver: bool = True,
+        tell_helpdesk: bool = True,
     ) -> list[dict[str, Any]]:
         """Resume Rasa's conversation and let the bot say so; the bot's replies (delivered to a
         platform unless ``deliver`` is False: the customer's own turn is being answered with them)."""
-        if self.helpdesk.name != "embedded" and done.desk_ref and done.to_status in ("cancelled", "expired", "closed"):
+        ended_elsewhere = done.to_status in ("cancelled", "expired", "closed")
+        if tell_helpdesk and self.helpdesk.name != "embedded" and done.desk_ref and ended_elsewhere:
             detail = await self.detail(done.ticket_id)
             await self._tell_helpdesk("ended", self.helpdesk.ended(self._ticket(detail), done.to_status))
         try:

@@ -66,12 +66,23 @@ class Decision:
     address: dict[str, Any] | None
 
 
+def _quoted(ticket: Ticket, booking: Booking | None) -> Decimal | None:
+    """The refund that was quoted: on the booking while pending or once approved, on the ticket after a denial."""
+    if booking is not None and booking.refund_amount is not None:
+        return booking.refund_amount
+    quoted = (ticket.slots or {}).get("refund_amount")
+    try:
+        return Decimal(str(quoted)) if quoted is not None else None
+    except ArithmeticError:
+        return None
+
+
 def _row(ticket: Ticket, booking: Booking | None) -> ApprovalRow:
     return ApprovalRow(
         id=ticket.id,
         status=ticket.status,
         booking_reference=ticket.booking_reference,
-        refund=booking.refund_amount if booking is not None else None,
+        refund=_quoted(ticket, booking),
         currency=booking.currency if booking is not None else None,
         channel=ticket.channel,
         summary=ticket.summary,

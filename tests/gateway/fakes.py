@@ -142,7 +142,7 @@ class FakeRasa:
                 return JSONResponse([])
             if message.lower() == "human" and self.on_handoff is not None:
                 ticket_id = self.on_handoff(sender)
-                script = [
+                script: list[dict[str, Any]] = [
                     {"text": f"I've passed your conversation to our support team (ticket #{ticket_id})."},
                     {"custom": {"handoff": {"state": "pending", "ticket_id": ticket_id}}},
                 ]

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from tandem.clock import utc_now
-from tandem.db.models import HandoffMessage, Ticket, TicketEvent
+from tandem.db.models import AuditLog, HandoffMessage, Ticket, TicketEvent
 from tandem.gateway.desk import wants_the_bot
 from tandem.settings import GatewayAppSettings
 
@@ -165,6 +165,14 @@ async def test_the_whole_loop_request_queued_claimed_replies_both_ways_resolved_
         assert list(events) == ["queued", "assigned", "resolved"]
         actors = session.scalars(select(TicketEvent.actor).where(TicketEvent.ticket_id == ticket_id)).all()
         assert actors[1].startswith("agent:") and actors[0] == "customer"
+        # The agents' tools are audited like the bot's (DOMAIN.md: claim, reply, resolve).
+        audited = session.execute(select(AuditLog.tool, AuditLog.role, AuditLog.outcome).order_by(AuditLog.id)).all()
+        assert [tuple(row) for row in audited] == [
+            ("claim_handoff", "agent", "ok"),
+            ("reply_handoff", "agent", "ok"),
+            ("reply_handoff", "agent", "ok"),
+            ("resolve_handoff", "agent", "ok"),
+        ]
 
 
 async def test_a_second_claim_and_a_second_resolve_are_conflicts(
