@@ -43,6 +43,7 @@ KEY_PURPOSES = {
     "gw:turns": "visitors' turns by client message id (idempotent sends)",
     "gw:dedupe": "Slack and Telegram events, updates and clicks already seen (exactly-once turns)",
     "gw:callbacks": "Telegram buttons' opaque ids and the payloads they stand for",
+    "gw:chatwoot": "the messages and resolves the gateway posted to Chatwoot (its webhook's echoes are dropped)",
     "llm:answer": "the fallback chain's answer cache",
     "llm:budget": "the fallback chain's token budgets",
 }

@@ -128,18 +128,21 @@ def _state(
     # channel is on), domain-separated from the session signatures.
     id_secret = hmac.new(secret, b"channel-conversation-ids", hashlib.sha256).digest()
     doors = build_doors(app_settings, infra, http, id_secret=id_secret)
-    state.desk = Desk(state, doors, _helpdesk(app_settings, http), app_settings.handoff)
+    state.desk = Desk(state, doors, _helpdesk(app_settings, http, infra), app_settings.handoff)
     # The agent console's CSRF tokens: HMACs of the agent's session token under a key of their own.
     csrf_key = hmac.new(secret, b"agent-console-csrf", hashlib.sha256).digest()
     return state, doors, csrf_key
 
 
-def _helpdesk(settings: GatewayAppSettings, http: httpx.AsyncClient) -> HelpDesk:
-    """The help desk of ``HELPDESK``: the embedded console (default) or Chatwoot."""
+def _helpdesk(settings: GatewayAppSettings, http: httpx.AsyncClient, infra: Infrastructure) -> HelpDesk:
+    """The help desk of ``HELPDESK``: the embedded console (default) or Chatwoot (what the gateway
+    posted there is remembered in Redis when there is one, so every replica drops the echoes)."""
     if settings.handoff.helpdesk == "chatwoot":
-        from tandem.gateway.helpdesk.chatwoot import ChatwootDesk
+        from tandem.gateway.helpdesk.chatwoot import ChatwootDesk, RedisPostedStore
 
-        return ChatwootDesk(http, settings.chatwoot, timeout=10.0)
+        redis_client = infra.async_client()
+        posted = RedisPostedStore(redis_client, prefix=infra.prefix("gw:chatwoot")) if redis_client else None
+        return ChatwootDesk(http, settings.chatwoot, timeout=10.0, posted=posted)
     return EmbeddedDesk()
 
 
