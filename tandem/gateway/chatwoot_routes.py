@@ -33,7 +33,7 @@ from fastapi import FastAPI, Request, Response
 from tandem.gateway.channels.dedupe import DedupeStore
 from tandem.gateway.doors import DEDUPE_TTL_SECONDS, PLATFORM_MAX_BODY_BYTES
 from tandem.gateway.errors import GatewayError, store_unavailable
-from tandem.gateway.helpdesk.chatwoot import ChatwootDesk
+from tandem.gateway.helpdesk.chatwoot import ChatwootDesk, as_mapping, chatwoot_id
 from tandem.gateway.helpdesk.port import DeskInbound
 from tandem.gateway.requests import read_raw_body
 from tandem.gateway.state import GatewayState
@@ -88,20 +88,6 @@ class Ignored:
     reason: str
 
 
-def _id(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value > 0 else None
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
-        return int(value) or None
-    return None
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def _name(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
@@ -111,24 +97,24 @@ def _name(value: Any) -> str | None:
 
 def _foreign_account(value: Any, account_id: int) -> bool:
     """An account id that is present and not ours (inbox ids are unique across accounts anyway)."""
-    return value is not None and _id(value) != account_id
+    return value is not None and chatwoot_id(value) != account_id
 
 
 def _message_created(data: Mapping[str, Any], *, account_id: int, inbox_id: int) -> AgentReply | Ignored:
-    conversation = _mapping(data.get("conversation"))
-    inbox = _id(_mapping(data.get("inbox")).get("id"))
+    conversation = as_mapping(data.get("conversation"))
+    inbox = chatwoot_id(as_mapping(data.get("inbox")).get("id"))
     if inbox is None:
-        inbox = _id(conversation.get("inbox_id"))
+        inbox = chatwoot_id(conversation.get("inbox_id"))
     if inbox != inbox_id:
         return Ignored("inbox")
-    if _foreign_account(_mapping(data.get("account")).get("id"), account_id):
+    if _foreign_account(as_mapping(data.get("account")).get("id"), account_id):
         return Ignored("account")
     message_type = data.get("message_type")
     if message_type != "outgoing" and not (message_type == 1 and not isinstance(message_type, bool)):
         return Ignored("message_type")  # incoming (the customer's, posted by us), activity, template
     if data.get("private") is not False:
         return Ignored("private")  # a private note (or a payload that does not say: never shown)
-    sender = _mapping(data.get("sender"))
+    sender = as_mapping(data.get("sender"))
     if sender.get("type") != "user":
         return Ignored("sender")  # agent_bot, contact, automation
     if data.get("content_type") not in (None, "text"):
@@ -136,8 +122,8 @@ def _message_created(data: Mapping[str, Any], *, account_id: int, inbox_id: int)
     content = data.get("content")
     if not isinstance(content, str) or not content.strip():
         return Ignored("empty")  # an attachment alone, or nothing
-    message_id = _id(data.get("id"))
-    conversation_id = _id(conversation.get("id"))
+    message_id = chatwoot_id(data.get("id"))
+    conversation_id = chatwoot_id(conversation.get("id"))
     if message_id is None or conversation_id is None:
         return Ignored("no_id")
     return AgentReply(
@@ -149,16 +135,16 @@ def _message_created(data: Mapping[str, Any], *, account_id: int, inbox_id: int)
 
 
 def _status_changed(data: Mapping[str, Any], *, account_id: int, inbox_id: int) -> DeskResolved | Ignored:
-    if _id(data.get("inbox_id")) != inbox_id:
+    if chatwoot_id(data.get("inbox_id")) != inbox_id:
         return Ignored("inbox")
     if _foreign_account(data.get("account_id"), account_id):
         return Ignored("account")
     if data.get("status") != "resolved":
         return Ignored("status")
-    conversation_id = _id(data.get("id"))
+    conversation_id = chatwoot_id(data.get("id"))
     if conversation_id is None:
         return Ignored("no_id")
-    assignee = _mapping(_mapping(data.get("meta")).get("assignee"))
+    assignee = as_mapping(as_mapping(data.get("meta")).get("assignee"))
     return DeskResolved(conversation_id=conversation_id, agent_name=_name(assignee.get("name")))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from tandem.gateway import create_app
 from tandem.gateway.sessions import COOKIE_NAME
@@ -122,3 +124,27 @@ def redis_client() -> Iterator[redis.Redis]:
 def closed_port_url() -> str:
     """A URL on which nothing listens."""
     return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+@pytest.fixture
+async def aredis() -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    await client.ping()  # raises when Redis is unreachable: these tests fail, never skip
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def redis_prefix(aredis: aioredis.Redis) -> AsyncIterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    prefix = f"test:gateway:{uuid.uuid4().hex}:"
+    yield prefix
+    keys = [key async for key in aredis.scan_iter(match=prefix + "*")]
+    if keys:
+        await aredis.delete(*keys)

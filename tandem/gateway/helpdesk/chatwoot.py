@@ -203,7 +203,7 @@ def ended_note(status: str) -> str:
     return ENDED_NOTES.get(status, f"The handoff ended ({_clip(_one_line(status), 40) or 'unknown'}).")
 
 
-def _id(value: Any) -> int | None:
+def chatwoot_id(value: Any) -> int | None:
     """A Chatwoot id (an int, or a string of digits in older payloads)."""
     if isinstance(value, bool):
         return None
@@ -214,7 +214,7 @@ def _id(value: Any) -> int | None:
     return None
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
+def as_mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
@@ -348,15 +348,15 @@ class ChatwootDesk:
                 "content_type": "text",
             },
         )
-        message_id = _id(data.get("id"))
+        message_id = chatwoot_id(data.get("id"))
         if message_id is not None:
             await self._remember(f"message:{message_id}")
 
     def _ref(self, ticket: DeskTicket, operation: str) -> str:
         ref = ticket.desk_ref
-        if _id(ref) is None:  # it goes into a URL path: digits only
+        if chatwoot_id(ref) is None:  # it goes into a URL path: digits only
             raise self._fail(operation, "no_desk_ref")
-        return str(_id(ref))
+        return str(chatwoot_id(ref))
 
     # --- contacts ----------------------------------------------------------------------------
 
@@ -372,10 +372,14 @@ class ChatwootDesk:
     def _source_in(self, contact: Mapping[str, Any]) -> str | None:
         inboxes = contact.get("contact_inboxes")
         for item in inboxes if isinstance(inboxes, list) else []:
-            entry = _mapping(item)
-            inbox = _mapping(entry.get("inbox"))
+            entry = as_mapping(item)
+            inbox = as_mapping(entry.get("inbox"))
             source_id = entry.get("source_id")
-            if _id(inbox.get("id", entry.get("inbox_id"))) == self._inbox and isinstance(source_id, str) and source_id:
+            if (
+                chatwoot_id(inbox.get("id", entry.get("inbox_id"))) == self._inbox
+                and isinstance(source_id, str)
+                and source_id
+            ):
                 return source_id
         return None
 
@@ -384,8 +388,8 @@ class ChatwootDesk:
         data = await self._call("search_contact", "GET", "/contacts/search", params={"q": identifier})
         found = data.get("payload")
         for item in found if isinstance(found, list) else []:
-            contact = _mapping(item)
-            contact_id = _id(contact.get("id"))
+            contact = as_mapping(item)
+            contact_id = chatwoot_id(contact.get("id"))
             if contact_id is not None and contact.get("identifier") == identifier:
                 return contact_id, self._source_in(contact) or await self._contact_inbox(contact_id)
         raise self._fail("search_contact", "contact_not_found")
@@ -402,12 +406,12 @@ class ChatwootDesk:
             if error.status != 422:  # 422: "Identifier has already been taken"
                 raise
             return await self._existing_contact(ticket.conversation_id)
-        payload = _mapping(data.get("payload"))
-        contact = _mapping(payload.get("contact"))
-        contact_id = _id(contact.get("id"))
+        payload = as_mapping(data.get("payload"))
+        contact = as_mapping(payload.get("contact"))
+        contact_id = chatwoot_id(contact.get("id"))
         if contact_id is None:
             raise self._fail("create_contact", "bad_response")
-        source_id = _mapping(payload.get("contact_inbox")).get("source_id")
+        source_id = as_mapping(payload.get("contact_inbox")).get("source_id")
         if isinstance(source_id, str) and source_id:
             return contact_id, source_id
         return contact_id, self._source_in(contact) or await self._contact_inbox(contact_id)
@@ -434,7 +438,7 @@ class ChatwootDesk:
                 },
             },
         )
-        conversation_id = _id(data.get("id"))
+        conversation_id = chatwoot_id(data.get("id"))
         if conversation_id is None:
             raise self._fail("create_conversation", "bad_response")
         ref = str(conversation_id)

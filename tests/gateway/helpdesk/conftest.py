@@ -4,13 +4,10 @@ at it, an HTTP client, and a real Redis (the Redis tests error out, never skip, 
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
-import redis.asyncio as aioredis
 
 from tandem.settings.desk import ChatwootSettings
 from tests.fakes.chatwoot_api import ACCOUNT_ID, CHATWOOT_TOKEN, INBOX_ID
@@ -45,27 +42,3 @@ def chatwoot_settings_for(chatwoot_base_url: str) -> Callable[..., ChatwootSetti
 @pytest.fixture
 def chatwoot_settings(chatwoot_settings_for: Callable[..., ChatwootSettings]) -> ChatwootSettings:
     return chatwoot_settings_for()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
-
-
-@pytest.fixture
-async def aredis() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    await client.ping()  # raises when Redis is unreachable: these tests fail, never skip
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def redis_prefix(aredis: aioredis.Redis) -> AsyncIterator[str]:
-    """A key prefix of this test's own; its keys are deleted afterwards."""
-    prefix = f"test:helpdesk:{uuid.uuid4().hex}:"
-    yield prefix
-    keys = [key async for key in aredis.scan_iter(match=prefix + "*")]
-    if keys:
-        await aredis.delete(*keys)
