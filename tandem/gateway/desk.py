@@ -170,6 +170,9 @@ class Desk:
         except GatewayError:
             self.log.warning("desk: the audit row was not written", extra={"event": "desk_audit", "tool": tool})
 
+    def _counted(self, to_status: str) -> None:
+        self.state.metrics.handoff_transitions.labels(to_status).inc()
+
     def _ticket(self, detail: handoff_views.HandoffDetail) -> DeskTicket:
         return DeskTicket(
             ticket_id=detail.row.id,
@@ -244,6 +247,7 @@ class Desk:
             if cancelled is not None:
                 return await self._hand_back(cancelled, "handoff_cancelled", {}, deliver=False)
         await self.tx(lambda s: handoff.add_message(s, ticket_id=found.ticket_id, actor=CUSTOMER, text=text, now=now))
+        self.state.metrics.handoff_messages.labels("customer", "stored").inc()
         if self.helpdesk.name != "embedded":
             detail = await self.tx(lambda s: handoff_views.handoff_detail(s, ticket_id=found.ticket_id))
             await self._tell_helpdesk("customer_message", self.helpdesk.customer_message(self._ticket(detail), text))
@@ -328,6 +332,7 @@ class Desk:
             {"ticket_id": ticket_id},
             lambda s: handoff.claim(s, ticket_id=ticket_id, actor=actor, now=now),
         )
+        self._counted("assigned")
         name = done.agent_name or "An agent"
         await self.deliver(done.conversation_id, done.channel, done.address, [{"text": JOINED.format(name=name)}])
         return await self.detail(ticket_id)
@@ -357,6 +362,9 @@ class Desk:
         delivered = await self.deliver(
             detail.conversation_id, detail.row.channel, detail.address, [{"text": f"{name}: {message['text']}"}]
         )
+        platform = detail.row.channel in ("slack", "telegram")
+        delivery = ("delivered" if delivered else "failed") if platform else "stored"
+        self.state.metrics.handoff_messages.labels("agent", delivery).inc()
         return message, delivered
 
     async def resolve(
@@ -402,6 +410,7 @@ class Desk:
             lambda s: approvals.decide_refund(s, ticket_id=approval_id, approve=approve, actor=actor, now=now),
         )
         row = decision.approval
+        self._counted(row.status)
         entities = {
             "refund_decision": "approved" if approve else "denied",
             "booking_ref": row.booking_reference or "",
@@ -500,6 +509,7 @@ class Desk:
     ) -> list[dict[str, Any]]:
         """Resume Rasa's conversation and let the bot say so; the bot's replies (delivered to a
         platform unless ``deliver`` is False: the customer's own turn is being answered with them)."""
+        self._counted(done.to_status)
         ended_elsewhere = done.to_status in ("cancelled", "expired", "closed")
         if tell_helpdesk and self.helpdesk.name != "embedded" and done.desk_ref and ended_elsewhere:
             detail = await self.detail(done.ticket_id)

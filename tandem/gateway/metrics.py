@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 
 class GatewayMetrics:
-    """Requests, latency, rejections by reason, upstream errors and turn latency."""
+    """Requests, latency, rejections by reason, upstream errors, turn latency and the handoff desk."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -43,4 +43,18 @@ class GatewayMetrics:
         )
         self.sessions = Counter(
             "tandem_gateway_sessions_created_total", "Visitor sessions created.", registry=self.registry
+        )
+        self.handoff_transitions = Counter(
+            "tandem_gateway_handoff_transitions_total",
+            "Handoff transitions made by the desk, by the state reached (assigned, resolved, closed, expired, "
+            "cancelled; approved and denied for refund approvals).",
+            ["to"],
+            registry=self.registry,
+        )
+        self.handoff_messages = Counter(
+            "tandem_gateway_handoff_messages_total",
+            "Messages of handed-over conversations, by who wrote them (customer, agent) and whether an agent's "
+            "reached a platform customer (delivered, failed, stored: the website reads it from the gateway).",
+            ["role", "delivery"],
+            registry=self.registry,
         )

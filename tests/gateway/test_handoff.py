@@ -156,6 +156,12 @@ async def test_the_whole_loop_request_queued_claimed_replies_both_ways_resolved_
     }
     assert (await poll(customer))["handoff"]["state"] == "ended"
 
+    metrics = (await customer.get("/metrics")).text
+    assert 'tandem_gateway_handoff_transitions_total{to="assigned"} 1.0' in metrics
+    assert 'tandem_gateway_handoff_transitions_total{to="resolved"} 1.0' in metrics
+    assert 'tandem_gateway_handoff_messages_total{delivery="stored",role="agent"} 2.0' in metrics
+    assert 'tandem_gateway_handoff_messages_total{delivery="stored",role="customer"} 3.0' in metrics
+
     # The bot answers again.
     again = await say(customer, text="book a flight")
     assert again.json()["messages"][0]["text"] == "Which cabin would you like?"
