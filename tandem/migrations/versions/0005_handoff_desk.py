@@ -69,9 +69,11 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_agent_sessions_agent_id"), "agent_sessions", ["agent_id"], unique=False)
 
-    op.execute("UPDATE tickets SET status = 'queued' WHERE status = 'open'")
+    # The old check refuses "queued": drop it, move the rows, then check the new statuses.
     with op.batch_alter_table("tickets") as batch:
         batch.drop_constraint(op.f("ck_tickets_status_known"), type_="check")
+    op.execute("UPDATE tickets SET status = 'queued' WHERE status = 'open'")
+    with op.batch_alter_table("tickets") as batch:
         batch.create_check_constraint("status_known", _in("status", STATUSES))
         batch.add_column(sa.Column("agent_id", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("agent_name", sa.String(length=64), nullable=True))
@@ -123,6 +125,8 @@ def downgrade() -> None:
     op.drop_table("ticket_events")
     op.drop_index("ix_handoff_messages_ticket_id_id", table_name="handoff_messages")
     op.drop_table("handoff_messages")
+    with op.batch_alter_table("tickets") as batch:
+        batch.drop_constraint(op.f("ck_tickets_status_known"), type_="check")
     op.execute("UPDATE tickets SET status = 'open' WHERE status = 'queued'")
     op.execute(
         "UPDATE tickets SET status = 'closed' "
@@ -142,7 +146,6 @@ def downgrade() -> None:
             "agent_id",
         ):
             batch.drop_column(column)
-        batch.drop_constraint(op.f("ck_tickets_status_known"), type_="check")
         batch.create_check_constraint("status_known", _in("status", OLD_STATUSES))
     op.drop_index(op.f("ix_agent_sessions_agent_id"), table_name="agent_sessions")
     op.drop_table("agent_sessions")
