@@ -163,14 +163,24 @@ def _bot_turn(index: int, event: Event) -> ConversationTurn:
     )
 
 
+def is_external(event: Mapping[str, Any]) -> bool:
+    """A user event nobody typed: Rasa's ``trigger_intent`` (the hand-back after a handoff, a refund
+    decision) stores one with the text ``EXTERNAL: <intent>`` and ``metadata.is_external``."""
+    metadata = event.get("metadata")
+    return isinstance(metadata, Mapping) and metadata.get("is_external") is True
+
+
 def turns(events: Iterable[Any]) -> list[ConversationTurn]:
-    """Every user and bot event, in order (also empty ones: callers decide what they show)."""
+    """Every user and bot event, in order (also empty ones: callers decide what they show).
+
+    External user events (:func:`is_external`) are not turns: nobody said them.
+    """
     result: list[ConversationTurn] = []
     for index, event in enumerate(events):
         if not isinstance(event, Mapping):
             continue
         kind = event.get("event")
-        if kind == "user":
+        if kind == "user" and not is_external(event):
             result.append(_user_turn(index, event))
         elif kind == "bot":
             result.append(_bot_turn(index, event))

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from tandem.gateway import schemas
 from tandem.gateway.desk import Desk
 from tandem.gateway.errors import GatewayError
-from tandem.gateway.messages import bot_message
+from tandem.gateway.messages import bot_message, offered_payloads
 from tandem.gateway.requests import check_origin, client_address, require_session
 from tandem.gateway.schemas import API
 from tandem.services.handoff_views import CustomerView
@@ -86,4 +86,5 @@ def install_handoff_routes(app: FastAPI, desk: Desk) -> None:
             raise GatewayError(409, "not_waiting", "You're not waiting for an agent.")
         turn_id = uuid.uuid4().hex
         messages = [bot_message(r, message_id=f"{turn_id}-{i}") for i, r in enumerate(replies)]
+        await state.remember(session.conversation_id, offered_payloads(messages))
         return JSONResponse({"turn_id": turn_id, "messages": messages})

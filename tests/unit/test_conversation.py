@@ -229,3 +229,23 @@ def test_last_session_cuts_at_the_latest_session_start(booking: list[dict[str, A
     assert latest[0]["event"] == "session_started" and len(latest) == 2
     assert session_outcome(latest).user_turns == 1
     assert last_session([{"event": "user"}]) == [{"event": "user"}]
+
+
+def test_external_intents_are_not_turns() -> None:
+    """Rasa's trigger_intent stores "EXTERNAL: <intent>" as a user event: nobody said it."""
+    events = [
+        {"event": "user", "text": "I want a human", "timestamp": 1.0, "metadata": {}},
+        {"event": "bot", "text": "Passed to our team.", "timestamp": 2.0},
+        {"event": "user", "text": "EXTERNAL: handoff_returned", "timestamp": 3.0, "metadata": {"is_external": True}},
+        {"event": "bot", "text": "Ploy marked this as solved.", "timestamp": 3.1},
+    ]
+    assert [(t.role, t.text) for t in turns(events)] == [
+        ("user", "I want a human"),
+        ("bot", "Passed to our team."),
+        ("bot", "Ploy marked this as solved."),
+    ]
+    assert [row["text"] for row in transcript(events)] == [
+        "I want a human",
+        "Passed to our team.",
+        "Ploy marked this as solved.",
+    ]
