@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -120,6 +121,13 @@ def install_error_handlers(app: FastAPI, state: GatewayState) -> None:
             state.metrics.upstream_errors.labels(exc.kind).inc()
         state.log.info("rejected", extra={"event": "rejected", "code": exc.code, "status": exc.status})
         return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_parameters(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # A path or query parameter of the wrong type (``/agent/api/handoffs/abc``, ``?after=-1``):
+        # the API's one error shape, never FastAPI's own body with the input echoed back.
+        state.metrics.rejections.labels("invalid_parameters").inc()
+        return GatewayError(400, "invalid_parameters", "A parameter of the request is missing or invalid.").response()
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -294,3 +294,24 @@ def test_what_counts_as_going_back_to_the_bot() -> None:
         assert wants_the_bot(text), text
     for text in ["I want to cancel my booking XK93PQ", "please don't cancel", "the bot was useless", "no"]:
         assert not wants_the_bot(text), text
+
+
+async def test_bad_parameters_get_the_one_error_shape(customer: httpx.AsyncClient, agent: httpx.AsyncClient) -> None:
+    await login(agent)
+    for client, path in [
+        (agent, "/agent/api/handoffs/not-a-number"),
+        (agent, "/agent/api/handoffs?limit=lots"),
+        (customer, "/api/v1/handoff?after=-1"),
+        (customer, "/api/v1/handoff?after=99999999999999999999999"),
+    ]:
+        response = await client.get(path)
+        assert response.status_code == 400, (path, response.text)
+        assert response.json() == {
+            "error": {
+                "code": "invalid_parameters",
+                "message": "A parameter of the request is missing or invalid.",
+                "retry_after": None,
+            }
+        }
+    unknown = await agent.get("/agent/api/handoffs", params={"status": "everything"})
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (400, "invalid")

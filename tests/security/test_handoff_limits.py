@@ -44,7 +44,11 @@ async def _ask_for_human(sender: str, client: str | None = None) -> list[dict[st
     await ActionHandoff().run(
         dispatcher, tracker(sender=sender, client=client, text="human please", intent="request_human"), DOMAIN
     )
-    return dispatcher.messages
+    said = [m for m in dispatcher.messages if m.get("response")]
+    # A ticket (new or found again) comes with the widget's marker, which also names it.
+    markers = [m["custom"]["handoff"] for m in dispatcher.messages if m.get("custom")]
+    assert markers == ([{"state": "pending", "ticket_id": said[0]["ticket_id"]}] if "ticket_id" in said[0] else [])
+    return said
 
 
 def _tickets(db: Db, conversation: str | None = None) -> list[Ticket]:
