@@ -1,4 +1,4 @@
-"""Sample conversations 1, 3 and 7 of DOMAIN.md on Slack and on Telegram, end to end: the fake
+"""Sample conversations 1, 3, 7 and 9 of DOMAIN.md on Slack and on Telegram, end to end: the fake
 platform posts signed events / secret-bearing updates to the real gateway, which runs each turn
 through the real Rasa server and action server, and the fake platform receives the replies,
 buttons included; clicking a button continues the flow."""
@@ -17,9 +17,13 @@ from typing import Any, Protocol
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
 
+from tandem.clock import utc_now
 from tandem.gateway import create_app
+from tandem.services import agents
 from tandem.settings import load_gateway_settings
 from tests.fakes.slack_api import SLACK_TOKEN, FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
@@ -221,3 +225,76 @@ async def test_3_check_a_booking(customer: Customer) -> None:
 async def test_7_long_tail_question_gets_a_grounded_answer(customer: Customer) -> None:
     reply = reply_text(await customer.say("Can I bring my surfboard?"))
     assert "surf" in reply.lower() and "Source:" in reply, reply
+
+
+def _platform_texts(customer: Customer, since: int) -> list[str]:
+    """What the bot (or an agent, through the gateway) posted to this customer after ``since``."""
+    if isinstance(customer, SlackCustomer):
+        return [str(p.get("text", "")) for p in customer.api.posted[since:] if p["channel"] == customer.channel]
+    assert isinstance(customer, TelegramCustomer)
+    return [str(s.get("text", "")) for s in customer.api.sent[since:] if s["chat_id"] == customer.chat]
+
+
+def _sent_so_far(customer: Customer) -> int:
+    return len(customer.api.posted) if isinstance(customer, SlackCustomer) else len(customer.api.sent)  # type: ignore[union-attr]
+
+
+async def test_9_a_person_takes_over_and_hands_back(
+    customer: Customer, gateway: httpx.AsyncClient, stack: Stack
+) -> None:
+    """Sample 9 on the platform: ticket, the bot pauses, an agent replies, the bot resumes."""
+    engine = create_engine(stack.database_url)
+    email = f"ploy-{customer.channel_name}-{next(_ids)}@andaman.example"
+    with engine.begin() as connection, Session(bind=connection) as session:
+        agents.add_agent(
+            session,
+            email=email,
+            display_name="Ploy",
+            password="correct horse battery staple",
+            now=utc_now(),
+            hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1),
+        )
+        session.flush()
+    asked = await customer.say("I want to talk to a human")
+    match = re.search(r"ticket #(\d+)", reply_text(asked))
+    assert match, reply_text(asked)
+    ticket_id = int(match.group(1))
+    with engine.connect() as db:
+        conversation, channel = db.execute(
+            text("SELECT conversation_id, channel FROM tickets WHERE id = :id"), {"id": ticket_id}
+        ).one()
+    assert channel == customer.channel_name
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=gateway.app), base_url="http://gateway.test"
+    ) as agent:  # type: ignore[attr-defined]
+        login = await agent.post("/agent/api/login", json={"email": email, "password": "correct horse battery staple"})
+        assert login.status_code == 200, login.text
+        headers = {"X-CSRF-Token": login.json()["csrf_token"]}
+        since = _sent_so_far(customer)
+        assert (await agent.post(f"/agent/api/handoffs/{ticket_id}/claim", headers=headers)).status_code == 200
+        sent = await agent.post(
+            f"/agent/api/handoffs/{ticket_id}/messages", json={"text": "Hi, I'm Ploy. How can I help?"}, headers=headers
+        )
+        assert sent.json()["delivered"] is True
+        assert _platform_texts(customer, since) == [
+            "Ploy from our support team has joined the conversation.",
+            "Ploy: Hi, I'm Ploy. How can I help?",
+        ]
+        # The customer's answer is the agent's: no bot reply, and Rasa never hears it.
+        assert await customer.say("My bag did not arrive in Krabi") == []
+        detail = (await agent.get(f"/agent/api/handoffs/{ticket_id}")).json()["handoff"]
+        assert detail["transcript"][-1]["text"] == "My bag did not arrive in Krabi"
+        heard = [e.get("text") for e in stack.tracker(conversation)["events"] if e.get("event") == "user"]
+        assert "My bag did not arrive in Krabi" not in heard
+
+        since = _sent_so_far(customer)
+        resolved = await agent.post(f"/agent/api/handoffs/{ticket_id}/resolve", json={}, headers=headers)
+        assert resolved.status_code == 200, resolved.text
+        back = _platform_texts(customer, since)
+        assert any("Ploy marked this as solved" in t for t in back), back
+        assert any("how would you rate" in t for t in back), back
+
+    # The bot has the conversation again.
+    assert reply_text(await customer.say("Is AN204 on time today?")).startswith("AN204 from")
+    engine.dispose()
