@@ -35,6 +35,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from tandem.conversation.metadata import clean_metadata
+from tandem_rasa import speedups
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ class GatewayInput(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> GatewayInput:
+        # Rasa builds its channels once at start: the moment to install the speed-ups of
+        # tandem_rasa/speedups.py (work Rasa repeats on every action call, done once).
+        speedups.install()
         return cls(str((credentials or {}).get("token") or ""))
 
     def parse(self, request: Request) -> dict[str, Any] | None:

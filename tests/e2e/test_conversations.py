@@ -222,3 +222,17 @@ def test_stop_inside_a_form_after_confirmation(stack: Stack) -> None:
 def test_7_long_tail_question_gets_a_grounded_answer_without_an_llm(stack: Stack) -> None:
     reply = texts(stack.say(new_sender(), "Can I bring my surfboard?"))
     assert "surf" in reply.lower() and "Source:" in reply, reply
+
+
+def test_the_served_tracker_store_is_ours_and_durable(stack: Stack) -> None:
+    """endpoints.yml loads tandem_rasa.tracker_store by class path; Rasa falls back to an in-memory
+    store (a warning only) when such a class cannot be loaded: the rows must be in the database."""
+    me = new_sender()
+    stack.say(me, "hi")
+    stack.say(me, "Is AN204 on time today?")
+    engine = create_engine(stack.env["TRACKER_DB_URL"])
+    with engine.connect() as db:
+        rows = db.execute(text("SELECT count(*) FROM events WHERE sender_id = :s"), {"s": me}).scalar_one()
+        assert rows == len(stack.tracker(me)["events"]) > 4
+        assert db.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+    engine.dispose()
