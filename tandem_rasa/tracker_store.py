@@ -14,11 +14,15 @@ store can be switched back and forth without a migration.
    ``retrieve`` has just read exactly those rows, under the conversation's lock, so their number is
    kept (once: the next save of the turn falls back to Rasa's count) and the new events are the
    ones after it.
+3. **No ORM objects per event.** The events are read as their ``data`` column only (Rasa builds
+   a full ORM object per row and reads only that column) and written in one multi-row ``INSERT``
+   (Rasa adds one ORM object per event to the session's unit of work). Same query, same rows.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 # How many conversations' counts are kept between a retrieve and its save (bounded: a retrieve
 # without a save, e.g. a tracker read by the HTTP API, must not grow memory).
@@ -53,14 +58,39 @@ class TandemSQLTrackerStore(SQLTrackerStore):
             self.engine.dispose()  # connections opened while creating the table get the pragmas too
 
     async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool) -> DialogueStateTracker | None:
-        tracker = await super()._retrieve(sender_id, fetch_events_from_all_sessions)
+        with self.session_scope() as session:
+            query = self._event_query(session, sender_id, fetch_events_from_all_sessions)
+            events = [json.loads(data) for (data,) in query.with_entities(self.SQLEvent.data).all()]
         if not fetch_events_from_all_sessions:
             # The rows of the conversation's latest session, as _additional_events would count them.
-            self._stored[sender_id] = len(tracker.events) if tracker is not None else 0
+            self._stored[sender_id] = len(events)
             self._stored.move_to_end(sender_id)
             while len(self._stored) > MAX_PENDING:
                 self._stored.popitem(last=False)
-        return tracker
+        if self.domain and events:
+            return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        return None
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        """Store the tracker's new events (those after the ones stored) in one ``INSERT``."""
+        await self.stream_events(tracker)
+        with self.session_scope() as session:
+            rows = []
+            for event in self._additional_events(session, tracker):
+                data = event.as_dict()
+                rows.append(
+                    {
+                        "sender_id": tracker.sender_id,
+                        "type_name": event.type_name,
+                        "timestamp": data.get("timestamp"),
+                        "intent_name": data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+                        "action_name": data.get("name"),
+                        "data": json.dumps(data),
+                    }
+                )
+            if rows:
+                session.execute(sa.insert(self.SQLEvent.__table__), rows)
+            session.commit()
 
     def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator[Any]:
         stored = self._stored.pop(tracker.sender_id, None)

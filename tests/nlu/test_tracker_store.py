@@ -9,6 +9,9 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
+from tests.integration.conftest import fresh_database_url
 from tests.stack import RASA, ROOT
 
 PYTHON = RASA.parent / "python"
@@ -27,6 +30,7 @@ SCRIPT = textwrap.dedent(
     from tandem_rasa.tracker_store import TandemSQLTrackerStore
 
     path = sys.argv[1]
+    pg = json.loads(sys.argv[2]) if len(sys.argv) > 2 else None
     domain = Domain.empty()
 
     def turn(n):
@@ -34,8 +38,12 @@ SCRIPT = textwrap.dedent(
                 ActionExecuted("action_listen")]
 
     async def main():
-        store = TandemSQLTrackerStore(domain=domain, dialect="sqlite", db=path)
-        reference = SQLTrackerStore(domain=domain, dialect="sqlite", db=path + ".ref")
+        if pg:  # the same on PostgreSQL: two fresh databases
+            store = TandemSQLTrackerStore(domain=domain, dialect="postgresql", **pg["ours"])
+            reference = SQLTrackerStore(domain=domain, dialect="postgresql", **pg["reference"])
+        else:
+            store = TandemSQLTrackerStore(domain=domain, dialect="sqlite", db=path)
+            reference = SQLTrackerStore(domain=domain, dialect="sqlite", db=path + ".ref")
         counted = []
         real_count = sqlalchemy.orm.Query.count
 
@@ -67,14 +75,24 @@ SCRIPT = textwrap.dedent(
                 tracker.update(BotUttered("later"))
                 await s.save(tracker)
                 if s is store:
-                    ours = len(counted)
-        query = "SELECT sender_id, type_name, intent_name, action_name FROM events ORDER BY id"
-        rows = lambda p: [tuple(r) for r in sqlite3.connect(p).execute(query)]
-        mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+                    our_counts = len(counted)
+        query = sqlalchemy.text("SELECT sender_id, type_name, intent_name, action_name, data FROM events ORDER BY id")
+
+        def without_time(data):
+            value = json.loads(data)
+            value.pop("timestamp", None)
+            return json.dumps(value, sort_keys=True)
+
+        def rows(s):
+            with s.engine.connect() as connection:
+                return [(*r[:4], without_time(r[4])) for r in connection.execute(query)]
+
+        ours, theirs = rows(store), rows(reference)
+        mode = "wal" if pg else sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
         full = await store.retrieve_full_tracker("c1")
         print(json.dumps({
-            "same": rows(path) == rows(path + ".ref"), "rows": len(rows(path)), "ref_counts": len(counted) - ours,
-            "our_counts": ours, "journal_mode": mode, "full_events": len(full.events),
+            "same": ours == theirs, "rows": len(ours), "ref_counts": len(counted) - our_counts,
+            "our_counts": our_counts, "journal_mode": mode, "full_events": len(full.events),
         }))
 
     asyncio.run(main())
@@ -82,14 +100,34 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_the_store_keeps_rasa_s_rows_without_the_count_query(tmp_path: Path) -> None:
-    run = subprocess.run(
-        [str(PYTHON), "-c", SCRIPT, str(tmp_path / "tracker.db")], cwd=ROOT, capture_output=True, text=True, timeout=240
-    )
+def _run(*args: str) -> dict[str, object]:
+    run = subprocess.run([str(PYTHON), "-c", SCRIPT, *args], cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stderr[-3000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    return dict(json.loads(run.stdout.strip().splitlines()[-1]))
+
+
+def test_the_store_keeps_rasa_s_rows_without_the_count_query(tmp_path: Path) -> None:
+    result = _run(str(tmp_path / "tracker.db"))
     # 5 + 4 + 4 events, a new session (3) with a turn (4), then 1 + 1: all stored once, as Rasa's store does.
     assert result["same"] is True and result["rows"] == result["full_events"] == 22, result
     assert result["journal_mode"] == "wal"
     # Rasa's store counts before each of its 6 saves; ours only for the save that had no retrieve.
+    assert (result["ref_counts"], result["our_counts"]) == (6, 1), result
+
+
+def test_the_same_rows_on_postgresql(tmp_path: Path) -> None:
+    with fresh_database_url("tandem_tracker") as ours, fresh_database_url("tandem_tracker_ref") as reference:
+
+        def part(url: str) -> dict[str, object]:
+            parsed = make_url(url)
+            return {
+                "host": parsed.host,
+                "port": parsed.port or 5432,
+                "db": parsed.database,
+                "username": parsed.username,
+                "password": parsed.password,
+            }
+
+        result = _run(str(tmp_path / "unused.db"), json.dumps({"ours": part(ours), "reference": part(reference)}))
+    assert result["same"] is True and result["rows"] == result["full_events"] == 22, result
     assert (result["ref_counts"], result["our_counts"]) == (6, 1), result
