@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-.PHONY: help install run shell train test lint validate bench-nlu-baseline bench-nlu bench-injection bench-pii clean
+.PHONY: help install run shell train test lint validate bench-nlu-baseline bench-nlu bench-injection bench-pii bench-load clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -10,13 +10,13 @@ help:  ## list the targets
 install:  ## create the two pinned environments (.venv-rasa: Python 3.10 + Rasa; .venv: Python 3.11+)
 	@bash scripts/setup.sh
 
-run:  ## install, migrate, seed, train if needed, start the action server (5055) and Rasa (5005)
+run:  ## install, migrate, seed, train if needed, start the action server (5055) and Rasa (5005); PIPELINE=diet serves the DIET model
 	@bash scripts/run.sh
 
 shell:  ## chat in the terminal (rasa shell with the action server)
 	@bash scripts/run.sh --shell
 
-train: install  ## train the model if config, domain or data changed (FORCE=1 to retrain)
+train: install  ## train the model if config, domain or data changed (FORCE=1 to retrain; PIPELINE=diet: config-diet.yml)
 	@bash scripts/train.sh
 
 test:  ## the whole suite: lint, unit, integration (PostgreSQL, Redis), Rasa validation, e2e
@@ -47,3 +47,7 @@ bench-injection: install  ## prompt-injection corpus through the fallback chain,
 
 bench-pii: install  ## PII masking recall/precision per type on labelled presidio-research samples (results/pii.json)
 	@.venv/bin/python -m benchmarks.security.pii
+
+# SESSIONS="1 10 100" TURNS=5 DURATION=300 (cap per level, s) ONLY=stock|tandem PIPELINE=diet (tandem's model)
+bench-load: train  ## stock `rasa init` bot vs tandem under load, one after the other (benchmarks/load/results/)
+	@.venv/bin/python -m benchmarks.load.run $(if $(SESSIONS),--sessions "$(SESSIONS)",) $(if $(TURNS),--turns $(TURNS),) $(if $(DURATION),--duration $(DURATION),) $(if $(ONLY),--only $(ONLY),)

@@ -3,11 +3,14 @@ model size. Runs in the Rasa environment:
 
     .venv-rasa/bin/python -m benchmarks.nlu_baseline            # split, train NLU, evaluate
     .venv-rasa/bin/python -m benchmarks.nlu_baseline --full     # also time a full `rasa train`
+    .venv-rasa/bin/python -m benchmarks.nlu_baseline --full --config config-diet.yml \
+        --results benchmarks/results/nlu_baseline-diet.json        # the DIET pipeline
 
 (as a module from the project root, so the model's custom component, tandem_nlu, imports)
 
-Writes benchmarks/results/nlu_baseline.json (and prints it). Intermediate files go to
-benchmarks/work/ (ignored by git).
+Writes benchmarks/results/nlu_baseline.json (and prints it; --results elsewhere). Intermediate
+files go to benchmarks/work/nlu_baseline/ (ignored by git), or benchmarks/work/nlu_baseline-<config
+stem>/ for another --config, so two pipelines' runs never share a directory.
 """
 
 from __future__ import annotations
@@ -37,8 +40,6 @@ ENV = {
     "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
     # the custom NLU component (tandem_nlu) is imported from the project root
     "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    # a cache of its own, emptied per run: training times are never cache hits
-    "RASA_CACHE_DIRECTORY": str(WORK / "rasa-cache"),
 }
 
 
@@ -48,7 +49,9 @@ ENTITY_EXTRACTORS = ("CRFEntityExtractor", "DIETClassifier")
 def run(command: list[str]) -> float:
     """Run a rasa command; its wall time in seconds."""
     start = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, env=ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # a cache of its own, emptied per run: training times are never cache hits
+    env = {**ENV, "RASA_CACHE_DIRECTORY": str(WORK / "rasa-cache")}
+    subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
@@ -102,8 +105,14 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also time a full `rasa train --force`")
     parser.add_argument("--config", default="config.yml", help="pipeline to measure (default: the bot's)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the JSON")
+    parser.add_argument("--work", type=Path, help="intermediate files (default: per --config, under benchmarks/work/)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
+    global WORK
+    if args.work:
+        WORK = args.work.resolve()
+    elif Path(args.config).name != "config.yml":
+        WORK = WORK.with_name(f"{WORK.name}-{Path(args.config).stem}")
 
     shutil.rmtree(WORK / "rasa-cache", ignore_errors=True)
     train_path, test_path, counts = split(args.seed)

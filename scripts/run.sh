@@ -3,10 +3,13 @@
 # server, and say how to chat. Ctrl-C stops everything this script started.
 #   scripts/run.sh           servers in the background of this terminal, REST channel on :5005
 #   scripts/run.sh --shell   action server + `rasa shell` in this terminal
+#   PIPELINE=diet scripts/run.sh   serve the DIET pipeline's model (models/tandem-diet.tar.gz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . scripts/env.sh
+. scripts/pipeline.sh  # PIPELINE → MODEL (config.yml → models/tandem.tar.gz unless PIPELINE=diet)
+export PIPELINE
 
 pids=()
 cleanup() {
@@ -61,13 +64,13 @@ wait_for "action server" "http://127.0.0.1:$ACTION_PORT/health" 60 "${pids[-1]}"
 
 if [ "${1:-}" = "--shell" ]; then
   # rasa shell serves its own REST channel for the terminal: on loopback, for this session only.
-  .venv-rasa/bin/rasa shell --model models/tandem.tar.gz --endpoints endpoints.yml \
+  .venv-rasa/bin/rasa shell --model "$MODEL" --endpoints endpoints.yml \
     --interface 127.0.0.1 --port "$RASA_PORT"
   exit 0
 fi
 
-echo "==> starting the Rasa server on 127.0.0.1:$RASA_PORT (log: var/log/rasa.log)"
-.venv-rasa/bin/rasa run --model models/tandem.tar.gz --endpoints endpoints.yml \
+echo "==> starting the Rasa server on 127.0.0.1:$RASA_PORT with $MODEL (log: var/log/rasa.log)"
+.venv-rasa/bin/rasa run --model "$MODEL" --endpoints endpoints.yml \
   --credentials credentials.yml --enable-api --auth-token="$RASA_API_TOKEN" \
   --interface 127.0.0.1 --port "$RASA_PORT" >var/log/rasa.log 2>&1 &
 pids+=($!)

@@ -10,10 +10,14 @@ Runs in the Rasa environment (make bench-nlu calls it):
 
 Each pipeline is a Rasa config in pipelines/<name>.yml; "<name>+oos" trains the same pipeline with
 CLINC's 100 out-of-scope training utterances as an extra intent `oos` ("threshold plus a trained
-out-of-scope intent"). Models are kept in benchmarks/work/clinc150/models (ignored by git) so
-evaluation alone is quick. The FallbackClassifier's threshold and ambiguity threshold are tuned on
-the validation split only; `--test PATH` applies the tuned values to another file (keys `test` and
-`oos_test`, items [text, intent]).
+out-of-scope intent"), from pipelines/<name>+oos.yml (the same components, its own thresholds).
+Models are kept in benchmarks/work/clinc150/models (ignored by git) so evaluation alone is quick.
+The FallbackClassifier's threshold and ambiguity threshold are tuned on the validation split only;
+`--test PATH` applies the tuned values to another file (keys `test` and `oos_test`, items
+[text, intent]). The pipeline files carry the tuned thresholds, so a model trained from one and
+served as it is scores what the table says; the report flags a file whose thresholds differ from
+the tuned ones, and scores the evaluated model as it was served too (`served_as_is`, from its own
+parse). The table is rendered from every results/<name>--val.json, not only this run's pipelines.
 
 Scoring goes through Agent.parse_message, i.e. the model's own pipeline including its
 FallbackClassifier; the ranking the classifier produced before the fallback rule is kept, so one
@@ -42,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 DATA = ROOT.parent / "shared" / "data" / "clinc150" / "clinc150_trainval.json"
 WORK = ROOT / "benchmarks" / "work" / "clinc150"
 RESULTS = HERE / "results"
+PIPELINES = HERE / "pipelines"
 RASA = str(Path(sys.executable).parent / "rasa")
 ENV = {
     **os.environ,
@@ -51,6 +56,8 @@ ENV = {
 }
 OOS = "oos"
 FALLBACK = "nlu_fallback"
+# rasa.nlu.classifiers.fallback_classifier.FallbackClassifier.get_default_config() in Rasa 3.6
+FALLBACK_DEFAULTS = {"threshold": 0.3, "ambiguity_threshold": 0.1}
 # Budget for in-scope turns wrongly sent to the fallback (each one costs an LLM call) when tuning
 # on validation. The goal's ceiling is 5 %; tuning at 3 % leaves a margin for held-out data, whose
 # confidences run lower than the validation split's (the model saw the same annotators' style).
@@ -97,13 +104,44 @@ def model_path(name: str) -> Path:
     return WORK / "models" / f"{name}.tar.gz"
 
 
+def config_path(name: str) -> Path:
+    """pipelines/<name>.yml; a variant without a file of its own uses its base pipeline's."""
+    own = PIPELINES / f"{name}.yml"
+    return own if own.exists() else PIPELINES / f"{variant(name)[0]}.yml"
+
+
+def fallback_thresholds(config: dict[str, Any] | None) -> dict[str, float] | None:
+    """The FallbackClassifier's (threshold, ambiguity threshold) in a pipeline (Rasa's defaults
+    for keys left out); None without a FallbackClassifier."""
+    for step in (config or {}).get("pipeline", []):
+        if step.get("name") == "FallbackClassifier":
+            return {
+                "threshold": float(step.get("threshold", FALLBACK_DEFAULTS["threshold"])),
+                "ambiguity_threshold": float(step.get("ambiguity_threshold", FALLBACK_DEFAULTS["ambiguity_threshold"])),
+            }
+    return None
+
+
+def file_thresholds(name: str) -> dict[str, float] | None:
+    import yaml
+
+    path = config_path(name)
+    return fallback_thresholds(yaml.safe_load(path.read_text(encoding="utf-8"))) if path.exists() else None
+
+
+def same_thresholds(a: dict[str, float] | None, b: dict[str, Any] | None) -> bool:
+    if not a or not b:
+        return False
+    return all(round(float(a[k]), 6) == round(float(b[k]), 6) for k in ("threshold", "ambiguity_threshold"))
+
+
 # -- training --------------------------------------------------------------------------------
 
 
 def train(name: str) -> dict[str, Any]:
     """Train one pipeline with `rasa train nlu`; wall time, peak memory, model size."""
-    base, with_oos = variant(name)
-    config = HERE / "pipelines" / f"{base}.yml"
+    _, with_oos = variant(name)
+    config = config_path(name)
     data = write_training_data(with_oos)
     out = model_path(name)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -137,6 +175,7 @@ def train(name: str) -> dict[str, Any]:
         "training_cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
         "model_mb": round(out.stat().st_size / 1e6, 1),
         "epochs": epochs_of(config),
+        "fallback_thresholds": file_thresholds(name),
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_json(RESULTS / "training" / f"{name}.json", info)
@@ -211,10 +250,16 @@ def epoch_curve(epochs: int, with_oos: bool) -> dict[str, Any]:
 # -- evaluation ------------------------------------------------------------------------------
 
 
-async def _parse_all(model: Path, texts: list[str]) -> tuple[list[dict[str, Any]], list[float]]:
+async def _parse_all(
+    model: Path, texts: list[str]
+) -> tuple[list[dict[str, Any]], list[float], dict[str, float] | None]:
     from rasa.core.agent import Agent
 
     agent = Agent.load(str(model))
+    # the FallbackClassifier's thresholds as trained into the model (what serving it applies)
+    nodes = agent.processor.model_metadata.predict_schema.nodes.values()
+    steps = [{**node.config, "name": node.uses.__name__} for node in nodes]
+    thresholds = fallback_thresholds({"pipeline": steps})
     await agent.parse_message("warm up")
     parses, latencies = [], []
     for text in texts:
@@ -222,7 +267,7 @@ async def _parse_all(model: Path, texts: list[str]) -> tuple[list[dict[str, Any]
         parsed = await agent.parse_message(text)
         latencies.append((time.perf_counter() - started) * 1000)
         parses.append(parsed)
-    return parses, latencies
+    return parses, latencies, thresholds
 
 
 def evaluate(name: str, test_path: Path) -> Path:
@@ -230,7 +275,7 @@ def evaluate(name: str, test_path: Path) -> Path:
     data = load_clinc(test_path)
     ins_key, oos_key = split_keys(data)
     items = [(t, i) for t, i in data[ins_key]] + [(t, OOS) for t, _ in data[oos_key]]
-    parses, latencies = asyncio.run(_parse_all(model_path(name), [t for t, _ in items]))
+    parses, latencies, thresholds = asyncio.run(_parse_all(model_path(name), [t for t, _ in items]))
     rows = []
     for (_text, gold), parsed in zip(items, parses, strict=True):
         ranking = [r for r in parsed.get("intent_ranking", []) if r["name"] != FALLBACK][:3]
@@ -249,6 +294,7 @@ def evaluate(name: str, test_path: Path) -> Path:
             "file": str(test_path),
             "split": ins_key,
             "rows": rows,
+            "model_thresholds": thresholds,
             "latency_ms": {
                 "p50": round(float(np.percentile(latencies, 50)), 2),
                 "p95": round(float(np.percentile(latencies, 95)), 2),
@@ -284,6 +330,21 @@ def _score(a: dict[str, np.ndarray], threshold: float, ambiguity: float) -> dict
         "ambiguity_threshold": ambiguity,
         "in_scope_accuracy": float(np.mean((a["top"] == a["gold"])[ins] & ~flagged[ins])),
         "in_scope_accuracy_no_fallback": float(np.mean((a["top"] == a["gold"])[ins])),
+        "oos_recall": float(np.mean(flagged[oos])),
+        "oos_precision": float(np.sum(flagged & oos) / max(1, np.sum(flagged))),
+        "in_scope_to_fallback": float(np.mean(flagged[ins])),
+    }
+
+
+def served(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """The metrics of the model's own parse as served (its trained-in thresholds): `parsed` is the
+    intent it answered, `nlu_fallback` (or `oos`) meaning handed to the fallback chain."""
+    gold = np.array([r["gold"] for r in rows])
+    parsed = np.array([r.get("parsed") or "" for r in rows])
+    flagged = (parsed == FALLBACK) | (parsed == OOS)
+    ins, oos = gold != OOS, gold == OOS
+    return {
+        "in_scope_accuracy": float(np.mean((parsed == gold)[ins])),
         "oos_recall": float(np.mean(flagged[oos])),
         "oos_precision": float(np.sum(flagged & oos) / max(1, np.sum(flagged))),
         "in_scope_to_fallback": float(np.mean(flagged[ins])),
@@ -330,11 +391,19 @@ def summarise(name: str, prediction_file: Path, tuned: dict[str, float] | None) 
     chosen = tuned or tune(rows)
     at = score(rows, chosen["threshold"], chosen["ambiguity_threshold"])
     training = read_json(RESULTS / "training" / f"{name}.json")
+    model_thresholds = pred.get("model_thresholds") or training.get("fallback_thresholds")
+    extra: dict[str, Any] = {}
+    if rows and all("parsed" in r for r in rows):
+        extra["served_as_is"] = {**(model_thresholds or {}), **served(rows)}
+    curve = {"threshold_curve": threshold_curve(rows, chosen["ambiguity_threshold"])} if pred["split"] == "val" else {}
     return {
         "pipeline": name,
         "split": pred["split"],
         "tuned_on": "val",
         **at,
+        "pipeline_file": str(_rel(config_path(name))),
+        "pipeline_file_thresholds": file_thresholds(name),
+        **extra,
         "auroc_in_scope": round(auroc(rows), 4),
         "parse_latency_ms": pred["latency_ms"],
         "eval_peak_rss_mb": pred["eval_peak_rss_mb"],
@@ -343,6 +412,7 @@ def summarise(name: str, prediction_file: Path, tuned: dict[str, float] | None) 
             for k in ("training_seconds", "training_cpu_seconds", "training_peak_rss_mb", "model_mb", "epochs", "note")
             if k in training
         },
+        **curve,
     }
 
 
@@ -356,18 +426,45 @@ PUBLISHED = [
 ]
 
 
-def report(names: list[str]) -> None:
-    import matplotlib
+def collect(results: Path | None = None) -> list[dict[str, Any]]:
+    """Every stored validation result (results/<name>--val.json), DEFAULT_PIPELINES first, then
+    by name: the table shows every pipeline measured, not only those of the last run."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted((results or RESULTS).glob("*--val.json")):
+        data = read_json(path)
+        if data.get("split") == "val" and data.get("pipeline"):
+            found[data["pipeline"]] = data
+    order = {name: i for i, name in enumerate(DEFAULT_PIPELINES)}
+    return [found[n] for n in sorted(found, key=lambda n: (order.get(n, len(order)), n))]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    summaries = []
-    for name in names:  # re-tuned from the stored validation parses, so a new budget needs no re-parse
-        predictions = WORK / "predictions" / f"{name}--{DATA.stem}.json"
-        if predictions.exists():
-            summaries.append(summarise(name, predictions, None))
-            write_json(RESULTS / f"{name}--val.json", {**summaries[-1], "machine": machine()})
+def threshold_notes(s: dict[str, Any]) -> list[str]:
+    """Where the served model and the table would disagree: the pipeline file's FallbackClassifier
+    thresholds are not the tuned ones, or the evaluated model was trained with other thresholds."""
+    tuned = {k: s[k] for k in ("threshold", "ambiguity_threshold")}
+    notes = []
+    path = config_path(s["pipeline"])
+    in_file = file_thresholds(s["pipeline"])
+    if path.exists() and not same_thresholds(in_file, tuned):
+        said = (
+            f"{in_file['threshold']:.3f} / {in_file['ambiguity_threshold']:.2f}" if in_file else "no FallbackClassifier"
+        )
+        notes.append(
+            f"{_rel(path)} says {said}, tuned {tuned['threshold']:.3f} / {tuned['ambiguity_threshold']:.2f}: "
+            "a model trained from the file scores otherwise when served; write the tuned values into it"
+        )
+    as_is = s.get("served_as_is")
+    if as_is and "threshold" in as_is and not same_thresholds(as_is, tuned):
+        notes.append(
+            f"the evaluated model was trained with {as_is['threshold']:.3f} / {as_is['ambiguity_threshold']:.2f}; "
+            f"served as it is it scores in-scope acc {100 * as_is['in_scope_accuracy']:.1f}, "
+            f"OOS recall {100 * as_is['oos_recall']:.1f}, {100 * as_is['in_scope_to_fallback']:.1f} % in-scope → "
+            "fallback (retrain it from the file with the tuned values)"
+        )
+    return notes
+
+
+def render_table(summaries: list[dict[str, Any]]) -> str:
     lines = [
         "| pipeline | threshold / ambiguity | in-scope acc | OOS recall | OOS precision | in-scope → fallback "
         "| AUROC | parse p50 / p95 ms | training | model MB | peak RSS MB (train) |",
@@ -376,8 +473,9 @@ def report(names: list[str]) -> None:
     notes: list[str] = []
     for s in summaries:
         t = s.get("training_seconds")
+        mismatch = threshold_notes(s)
         lines.append(
-            f"| {s['pipeline']} | {s['threshold']:.3f} / {s['ambiguity_threshold']:.2f} | "
+            f"| {s['pipeline']} | {s['threshold']:.3f} / {s['ambiguity_threshold']:.2f}{' ‡' if mismatch else ''} | "
             f"{100 * s['in_scope_accuracy']:.1f} | {100 * s['oos_recall']:.1f} | {100 * s['oos_precision']:.1f} | "
             f"{100 * s['in_scope_to_fallback']:.1f} % | {s['auroc_in_scope']:.3f} | "
             f"{s['parse_latency_ms']['p50']:.1f} / {s['parse_latency_ms']['p95']:.1f} | "
@@ -386,26 +484,51 @@ def report(names: list[str]) -> None:
         )
         if s.get("note"):
             notes.append(f"† {s['pipeline']}: {s['note']}")
+        notes.extend(f"‡ {s['pipeline']}: {m}" for m in mismatch)
     for label, acc, rec in PUBLISHED:
         lines.append(f"| {label} | | {acc} | {rec} | | | | | | | |")
-    table = "\n".join(lines + (["", *notes] if notes else []))
+    return "\n".join(lines + (["", *notes] if notes else []))
+
+
+def report(names: list[str]) -> None:
+    """Re-tune `names` from their stored validation parses (a new budget needs no re-parse), then
+    render the table and plots from every stored result."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for name in names:
+        predictions = WORK / "predictions" / f"{name}--{DATA.stem}.json"
+        if predictions.exists():
+            write_json(RESULTS / f"{name}--val.json", {**summarise(name, predictions, None), "machine": machine()})
+    summaries = collect()
+    table = render_table(summaries)
     (RESULTS / "table.md").write_text(
         "# CLINC150 validation split (tuned on it; in-scope → fallback budget "
         f"{int(FALLBACK_BUDGET * 100)} %)\n\n{table}\n",
         encoding="utf-8",
     )
     print(table)
+    for s in summaries:
+        for note in threshold_notes(s):
+            print(f"WARNING: {s['pipeline']}: {note}", file=sys.stderr)
 
     plots = RESULTS / "plots"
     plots.mkdir(parents=True, exist_ok=True)
+    for s in summaries:  # per pipeline: redrawn where its parses are at hand, else kept
+        predictions = WORK / "predictions" / f"{s['pipeline']}--{DATA.stem}.json"
+        if predictions.exists():
+            _histogram(plt, json.loads(predictions.read_text())["rows"], s, plots / f"confidence-{s['pipeline']}.png")
+    missing = [s["pipeline"] for s in summaries if "threshold_curve" not in s]
+    if missing:  # an incomplete plot would drop lines: keep the one there
+        print(f"plots/threshold.png kept: no stored threshold curve for {', '.join(missing)}", file=sys.stderr)
+        return
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     for s in summaries:
-        rows = json.loads((WORK / "predictions" / f"{s['pipeline']}--{DATA.stem}.json").read_text())["rows"]
-        arrays = _arrays(rows)
-        curve = [_score(arrays, th, s["ambiguity_threshold"]) for th in THRESHOLDS]
-        ax1.plot(THRESHOLDS, [c["in_scope_accuracy"] for c in curve], label=s["pipeline"])
-        ax2.plot(THRESHOLDS, [c["oos_recall"] for c in curve], label=s["pipeline"])
-        _histogram(plt, rows, s, plots / f"confidence-{s['pipeline']}.png")
+        curve = s["threshold_curve"]
+        ax1.plot(curve["thresholds"], curve["in_scope_accuracy"], label=s["pipeline"])
+        ax2.plot(curve["thresholds"], curve["oos_recall"], label=s["pipeline"])
     for ax, title in ((ax1, "in-scope accuracy"), (ax2, "out-of-scope recall")):
         ax.set_xlabel("FallbackClassifier threshold")
         ax.set_title(f"{title} vs threshold (CLINC150 val)")
@@ -414,6 +537,25 @@ def report(names: list[str]) -> None:
     fig.tight_layout()
     fig.savefig(plots / "threshold.png", dpi=110)
     plt.close(fig)
+
+
+def threshold_curve(rows: list[dict[str, Any]], ambiguity: float) -> dict[str, list[float]]:
+    """In-scope accuracy and out-of-scope recall over the threshold sweep (at the tuned ambiguity
+    threshold), stored with the result so the plot can be redrawn without the parses."""
+    arrays = _arrays(rows)
+    curve = [_score(arrays, th, ambiguity) for th in THRESHOLDS]
+    return {
+        "thresholds": THRESHOLDS,
+        "in_scope_accuracy": [round(c["in_scope_accuracy"], 4) for c in curve],
+        "oos_recall": [round(c["oos_recall"], 4) for c in curve],
+    }
+
+
+def _rel(path: Path) -> Path:
+    try:
+        return path.relative_to(ROOT)
+    except ValueError:
+        return path
 
 
 def _cpu(s: dict[str, Any]) -> str:
@@ -479,7 +621,9 @@ def run_pipeline(name: str, test_path: Path, retrain: bool) -> dict[str, Any]:
             raise SystemExit(f"tune {name} on the validation split first (bench {name})")
         summary = summarise(name, predictions, tuned)
         write_json(RESULTS / f"{name}--{test_path.stem}.json", {**summary, "machine": machine()})
-    print(json.dumps(summary, indent=2))
+    print(json.dumps({k: v for k, v in summary.items() if k != "threshold_curve"}, indent=2))
+    for note in threshold_notes(summary):
+        print(f"WARNING: {name}: {note}", file=sys.stderr)
     return summary
 
 
