@@ -46,7 +46,12 @@ def shell_command(port: int) -> list[str]:
     script = (ROOT / "scripts" / "run.sh").read_text(encoding="utf-8").replace("\\\n", " ")
     lines = [line.strip() for line in script.splitlines() if re.match(r"\s*\S*rasa shell\b", line)]
     assert len(lines) == 1, f"expected one `rasa shell` command in scripts/run.sh, found {lines}"
-    words = [word.replace("$RASA_PORT", str(port)) for word in shlex.split(lines[0])]
+    # $MODEL comes from scripts/pipeline.sh: models/tandem.tar.gz for the default pipeline.
+    assert "MODEL=models/$MODEL_NAME.tar.gz" in (ROOT / "scripts" / "pipeline.sh").read_text(encoding="utf-8")
+    known = {"$RASA_PORT": str(port), "$MODEL": "models/tandem.tar.gz"}
+    words = shlex.split(lines[0])
+    for name, value in known.items():
+        words = [word.replace(name, value) for word in words]
     assert all("$" not in word for word in words), f"an unknown variable in {words}"
     return words
 
