@@ -34,7 +34,7 @@ from tandem.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from tandem.gateway.doors import Doors
 from tandem.gateway.errors import GatewayError, UpstreamError
 from tandem.gateway.helpdesk.port import DeskTicket, HelpDesk
-from tandem.gateway.messages import bot_message
+from tandem.gateway.messages import handoff_message
 from tandem.gateway.state import GatewayState
 from tandem.services import approvals, audit, handoff, handoff_views
 from tandem.services.handoff import CUSTOMER, SYSTEM, Actor, Transition
@@ -295,29 +295,7 @@ class Desk:
     async def history_messages(self, conversation_id: str) -> list[dict[str, Any]]:
         """The handoffs' messages of the conversation in the API's message shape (for the history)."""
         rows = await self.tx(lambda s: handoff_views.conversation_messages(s, conversation_id=conversation_id))
-        out: list[dict[str, Any]] = []
-        for message, agent_name in rows:
-            at = handoff_views.iso(message.created_at)
-            if message.role == "customer":
-                shaped: dict[str, Any] = {
-                    "id": f"h{message.id}",
-                    "role": "user",
-                    "text": message.text,
-                    "payload": None,
-                    "buttons": [],
-                    "image": None,
-                    "custom": None,
-                    "timestamp": at,
-                }
-            else:
-                custom = {"agent_name": agent_name} if message.role == "agent" and agent_name else None
-                shaped = bot_message(
-                    {"text": message.text, "custom": custom} if custom else {"text": message.text},
-                    message_id=f"h{message.id}",
-                )
-                shaped["timestamp"] = at
-            out.append(shaped)
-        return out
+        return [handoff_message(handoff_views.message_json(message, agent_name)) for message, agent_name in rows]
 
     async def customer_view(self, conversation_id: str, *, after: int) -> handoff_views.CustomerView:
         return await self.tx(lambda s: handoff_views.customer_view(s, conversation_id=conversation_id, after=after))

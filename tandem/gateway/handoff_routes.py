@@ -16,10 +16,9 @@ from pydantic import BaseModel, Field
 from tandem.gateway import schemas
 from tandem.gateway.desk import Desk
 from tandem.gateway.errors import GatewayError
-from tandem.gateway.messages import bot_message, offered_payloads
+from tandem.gateway.messages import bot_message, handoff_message, offered_payloads
 from tandem.gateway.requests import check_origin, client_address, require_session
 from tandem.gateway.schemas import API
-from tandem.services.handoff_views import CustomerView
 
 
 class HandoffStateOut(BaseModel):
@@ -34,18 +33,6 @@ class HandoffPollOut(BaseModel):
         description="Agents' messages after the cursor (custom.agent_name names them)."
     )
     cursor: int = Field(description="Pass it as ?after= on the next poll.")
-
-
-def view_messages(view: CustomerView) -> list[dict[str, object]]:
-    """The agents' messages in the API's message shape (a ``bot`` message labelled by ``custom.agent_name``)."""
-    out: list[dict[str, object]] = []
-    for message in view.messages:
-        custom = {"agent_name": message["agent_name"]} if message.get("agent_name") else None
-        raw = {"text": message["text"], **({"custom": custom} if custom else {})}
-        shaped = bot_message(raw, message_id=f"h{message['id']}")
-        shaped["timestamp"] = message["at"]
-        out.append(shaped)
-    return out
 
 
 def install_handoff_routes(app: FastAPI, desk: Desk) -> None:
@@ -65,7 +52,7 @@ def install_handoff_routes(app: FastAPI, desk: Desk) -> None:
         return JSONResponse(
             {
                 "handoff": {"state": view.state, "ticket_id": view.ticket_id, "agent_name": view.agent_name},
-                "messages": view_messages(view),
+                "messages": [handoff_message(m) for m in view.messages],
                 "cursor": view.cursor,
             }
         )

@@ -18,6 +18,7 @@ from tandem.conversation import offered_payloads as offered_since_last_user
 __all__ = [
     "MAX_BUTTONS",
     "bot_message",
+    "handoff_message",
     "history_from_tracker",
     "merge_by_time",
     "offered_payloads",
@@ -117,3 +118,26 @@ def merge_by_time(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> 
     tagged = [(m.get("timestamp") or "", 0, i, m) for i, m in enumerate(first)]
     tagged += [(m.get("timestamp") or "", 1, i, m) for i, m in enumerate(second)]
     return [m for *_, m in sorted(tagged, key=lambda t: (t[0], t[1], t[2]))]
+
+
+def handoff_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A message of a handoff (``tandem.services.handoff_views.message_json``) in the API's shape: the
+    customer's is a ``user`` message, an agent's a ``bot`` message labelled by ``custom.agent_name``."""
+    message_id, at = f"h{message['id']}", message["at"]
+    if message["role"] == "customer":
+        return {
+            "id": message_id,
+            "role": "user",
+            "text": message["text"],
+            "payload": None,
+            "buttons": [],
+            "image": None,
+            "custom": None,
+            "timestamp": at,
+        }
+    name = message.get("agent_name") if message["role"] == "agent" else None
+    shaped = bot_message(
+        {"text": message["text"], **({"custom": {"agent_name": name}} if name else {})}, message_id=message_id
+    )
+    shaped["timestamp"] = at
+    return shaped

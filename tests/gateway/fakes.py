@@ -116,6 +116,14 @@ class FakeRasa:
         self.triggers.clear()
         self.resumed.clear()
 
+    def log_bot(self, sender: str, replies: list[dict[str, Any]], now: float) -> None:
+        """The bot's replies as tracker ``bot`` events (what the history reads)."""
+        for reply in replies:
+            data = {k: v for k, v in reply.items() if k not in ("text", "recipient_id")}
+            self.events.setdefault(sender, []).append(
+                {"event": "bot", "text": reply.get("text"), "data": data, "timestamp": now}
+            )
+
     def messages_to(self, sender: str) -> list[str]:
         """The customer messages Rasa received for ``sender`` (what a handoff must keep away)."""
         return [r["body"]["message"] for r in self.requests if r["body"].get("sender") == sender]
@@ -151,9 +159,7 @@ class FakeRasa:
             replies = [{"recipient_id": sender, **r} for r in script]
             if _pauses(replies):
                 self.paused.add(sender)
-            for reply in replies:
-                data = {k: v for k, v in reply.items() if k not in ("text", "recipient_id")}
-                log.append({"event": "bot", "text": reply.get("text"), "data": data, "timestamp": now})
+            self.log_bot(sender, replies, now)
             return JSONResponse(replies)
 
         async def tracker(request: Request) -> Response:
@@ -191,12 +197,7 @@ class FakeRasa:
             replies = [
                 {"recipient_id": sender, **r} for r in self.trigger_script(body["name"], body.get("entities") or {})
             ]
-            now = time.time()
-            for reply in replies:
-                data = {k: v for k, v in reply.items() if k not in ("text", "recipient_id")}
-                self.events.setdefault(sender, []).append(
-                    {"event": "bot", "text": reply.get("text"), "data": data, "timestamp": now}
-                )
+            self.log_bot(sender, replies, time.time())
             return JSONResponse({"tracker": {}, "messages": replies})
 
         async def status(request: Request) -> Response:
