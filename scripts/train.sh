@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/pipeline.sh
-fingerprint=$(cat "$PIPELINE_CONFIG" domain.yml $(find data -name '*.yml' | LC_ALL=C sort) $(find tandem_nlu -name '*.py' | LC_ALL=C sort) requirements/rasa.lock.txt requirements/rasa-weights.txt | sha256sum | cut -c1-32)
+fingerprint=$(cat "$PIPELINE_CONFIG" domain.yml $(find data -name '*.yml' | LC_ALL=C sort) $(find tandem_nlu -name '*.py' | LC_ALL=C sort) tandem_rasa/policies.py requirements/rasa.lock.txt requirements/rasa-weights.txt | sha256sum | cut -c1-32)
 if [ "${FORCE:-0}" != "1" ] && [ -f "$MODEL" ] && [ "$(cat "$MODEL_FINGERPRINT" 2>/dev/null)" = "$fingerprint" ]; then
   echo "==> model is up to date ($MODEL)"
   exit 0
