@@ -19,7 +19,7 @@ from tests.stack import RASA, ROOT
 
 PYTHON = RASA.parent / "python"
 # Few epochs for CI: the point is that the pipeline trains, is stored and parses, not its accuracy.
-EPOCHS = {"DIETClassifier": 3, "ResponseSelector": 1, "TEDPolicy": 1}
+EPOCHS = {"DIETClassifier": 3, "ResponseSelector": 1, "tandem_rasa.policies.CachedTEDPolicy": 1}
 TEXTS = [
     "what's the status of my booking K7XQ2P",
     "is flight AN 204 on time today",
