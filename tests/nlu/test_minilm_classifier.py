@@ -126,8 +126,11 @@ def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_unseen_paraphrases_get_their_intent(parsed):
     names = [r["intent"]["name"] for r in parsed["results"][:3]]
     assert names == ["check_balance", "transfer_money", "weather"]
+    # Confident enough not to go to the fallback (the config's threshold, 0.3; the names above say
+    # the right intent won): a tiny training set leaves the exact value to TensorFlow's thread
+    # order (0.40 once in a CI run where it was above 0.5 in the others, with the same winner).
     for result in parsed["results"][:3]:
-        assert result["intent"]["confidence"] > 0.5
+        assert result["intent"]["confidence"] > 0.3
 
 
 def test_ranking_is_sorted_probabilities_cut_to_ranking_length(parsed):
