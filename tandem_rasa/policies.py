@@ -55,7 +55,6 @@ class CachedTEDPolicy(TEDPolicy):
         super().__init__(*args, **kwargs)
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self.cache_hits = 0
-        self.cache_misses = 0
 
     @property
     def _cache_size(self) -> int:
@@ -108,7 +107,6 @@ class CachedTEDPolicy(TEDPolicy):
             tracker, domain, rule_only_data=rule_only_data, precomputations=precomputations, **kwargs
         )
         if key is not None and not prediction.is_end_to_end_prediction and not prediction.optional_events:
-            self.cache_misses += 1
             self._cache[key] = _Cached(tuple(prediction.probabilities), prediction.diagnostic_data)
             while len(self._cache) > size:
                 self._cache.popitem(last=False)

@@ -1,7 +1,7 @@
 """tandem_rasa/policies.py inside Rasa's environment, on the trained model: the cached TED policy
 answers exactly what TED answers for the same tracker, a second tracker with the same states is
-served from the cache, and trackers whose states differ (another intent, another slot value) are
-not; whatever the cache holds, every answer equals TED's own."""
+served from the cache, a tracker with another intent is not; whatever the cache holds, every
+answer equals TED's own."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ MODEL = ROOT / "models" / "tandem.tar.gz"
 
 SCRIPT = textwrap.dedent(
     """
-    import asyncio, json, sys
+    import json, sys
     from rasa.core.agent import Agent
     from rasa.core.policies.ted_policy import TEDPolicy
     from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
