@@ -1,5 +1,5 @@
 # The application image (action server, migrations, website gateway): Python 3.11, current rasa-sdk, the tandem package.
-FROM python:3.11-slim
+FROM python:3.11.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY requirements/app.lock.txt requirements/tools.txt requirements/

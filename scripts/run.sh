@@ -4,6 +4,12 @@
 #   scripts/run.sh           servers in the background of this terminal, REST channel on :5005
 #   scripts/run.sh --shell   action server + `rasa shell` in this terminal
 #   PIPELINE=diet scripts/run.sh   serve the DIET pipeline's model (models/tandem-diet.tar.gz)
+# Production mode (scripts/env.sh): DATABASE_URL=postgresql+psycopg://... and REDIS_URL=redis://...
+# put the business data and Rasa's tracker in PostgreSQL and the locks in Redis; then
+#   RASA_REPLICAS=N     N Rasa servers on RASA_PORT, RASA_PORT+1, ... (the gateway routes each
+#                       conversation to one of them: docs/production.md)
+#   ACTION_REPLICAS=M   M action servers on ACTION_PORT, ACTION_PORT+1, ... (metrics on
+#                       ACTION_METRICS_PORT+i); Rasa replica i calls action server i mod M
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -20,7 +26,10 @@ cleanup() {
     wait "${pids[@]}" 2>/dev/null || true
   fi
 }
-trap cleanup INT TERM EXIT
+# Ctrl-C or a TERM ends the script too (the supervisor below would otherwise start them again).
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+trap cleanup EXIT
 
 wait_for() {  # wait_for NAME URL SECONDS PID
   local i
@@ -33,7 +42,20 @@ wait_for() {  # wait_for NAME URL SECONDS PID
   exit 1
 }
 
-echo "==> database: ${DATABASE_URL%%://*} ($(echo "$DATABASE_URL" | sed -E 's#//[^@/]*@#//***@#'))"
+: "${RASA_REPLICAS:=1}" "${ACTION_REPLICAS:=1}"
+for name in RASA_REPLICAS ACTION_REPLICAS; do
+  if ! [[ "${!name}" =~ ^[1-9][0-9]*$ ]]; then
+    echo "ERROR: $name must be a whole number ≥ 1, not '${!name}'" >&2; exit 2
+  fi
+done
+if [ "$RASA_REPLICAS" -gt 1 ] && [ "$LOCK_STORE_TYPE" = in_memory ]; then
+  echo "ERROR: RASA_REPLICAS=$RASA_REPLICAS needs a shared lock store: set DATABASE_URL (PostgreSQL) and" \
+    "REDIS_URL (production mode), or LOCK_STORE_TYPE=tandem_rasa.lock_store.AtomicRedisLockStore" >&2
+  exit 2
+fi
+redact() { printf '%s' "$1" | sed -E 's#//[^@/]*@#//***@#'; }
+echo "==> mode: $TANDEM_MODE; database: ${DATABASE_URL%%://*} ($(redact "$DATABASE_URL"))"
+echo "==> Rasa tracker store: $TRACKER_DB_DIALECT ($(redact "$TRACKER_DB_URL")); lock store: $LOCK_STORE_TYPE"
 .venv/bin/python -m tandem.cli migrate
 # The embedded demo: the schedule plus the public demo customers and bookings of the README.
 .venv/bin/python -m tandem.cli seed --demo
@@ -57,10 +79,62 @@ if [ -n "${LLM_MODEL:-}" ]; then
 else
   echo "==> fallback mode: no LLM configured (LLM_MODEL unset): knowledge-base retrieval, clarification, human handoff"
 fi
-echo "==> starting the action server on 127.0.0.1:$ACTION_PORT (log: var/log/actions.log)"
-.venv/bin/python -m actions.server --host 127.0.0.1 --port "$ACTION_PORT" >var/log/actions.log 2>&1 &
-pids+=($!)
-wait_for "action server" "http://127.0.0.1:$ACTION_PORT/health" 60 "${pids[-1]}"
+# Every server is supervised: one that exits after it came up is started again (the others keep
+# serving; with replicas the gateway routes around a dead one meanwhile). Ctrl-C stops everything.
+declare -A role_of=() started_at=()
+start() {  # start ROLE LOG COMMAND...: run in the background (appending to LOG), remember it
+  local role=$1 log=$2
+  shift 2
+  "$@" >>"$log" 2>&1 &
+  pids+=($!)
+  role_of[$!]=$role
+  started_at[$!]=$SECONDS
+}
+rm -f var/log/rasa*.log var/log/actions*.log var/log/gateway.log var/log/expire-holds.log  # this run's logs only
+action_log() { if [ "$ACTION_REPLICAS" -gt 1 ]; then echo "var/log/actions-$1.log"; else echo var/log/actions.log; fi; }
+rasa_log() { if [ "$RASA_REPLICAS" -gt 1 ]; then echo "var/log/rasa-$1.log"; else echo var/log/rasa.log; fi; }
+start_actions() {  # start_actions I: action server I on ACTION_PORT+I (metrics on ACTION_METRICS_PORT+I)
+  start "actions:$1" "$(action_log "$1")" env ACTION_METRICS_PORT=$((ACTION_METRICS_PORT + $1)) \
+    .venv/bin/python -m actions.server --host 127.0.0.1 --port "$((ACTION_PORT + $1))"
+}
+start_rasa() {  # start_rasa I: Rasa replica I on RASA_PORT+I, calling action server I mod M
+  local action_url=$ACTION_SERVER_URL  # one action server: ACTION_SERVER_URL as set
+  if [ "$ACTION_REPLICAS" -gt 1 ]; then action_url="http://127.0.0.1:$((ACTION_PORT + $1 % ACTION_REPLICAS))/webhook"; fi
+  start "rasa:$1" "$(rasa_log "$1")" env ACTION_SERVER_URL="$action_url" \
+    .venv-rasa/bin/rasa run --model "$MODEL" --endpoints endpoints.yml \
+    --credentials credentials.yml --enable-api --auth-token="$RASA_API_TOKEN" \
+    --interface 127.0.0.1 --port "$((RASA_PORT + $1))"
+}
+rasa_urls=()
+for ((i = 0; i < RASA_REPLICAS; i++)); do rasa_urls+=("http://127.0.0.1:$((RASA_PORT + i))"); done
+: "${GATEWAY_PORT:=8000}"
+start_gateway() {
+  # Every replica, comma-separated: the gateway routes each conversation to one (rendezvous hashing).
+  start gateway var/log/gateway.log env RASA_URL="$(IFS=,; echo "${rasa_urls[*]}")" RASA_API_TOKEN="$RASA_API_TOKEN" \
+    .venv/bin/python -m tandem.gateway --host 127.0.0.1 --port "$GATEWAY_PORT"
+}
+: "${EXPIRE_HOLDS_EVERY_SECONDS:=60}"
+start_expire_holds() {
+  start expire-holds var/log/expire-holds.log \
+    .venv/bin/python -m tandem.cli expire-holds --every "$EXPIRE_HOLDS_EVERY_SECONDS"
+}
+restart() {  # restart ROLE
+  case $1 in
+    actions:*) start_actions "${1#actions:}" ;;
+    rasa:*) start_rasa "${1#rasa:}" ;;
+    gateway) start_gateway ;;
+    expire-holds) start_expire_holds ;;
+  esac
+}
+
+for ((i = 0; i < ACTION_REPLICAS; i++)); do
+  echo "==> starting action server $i on 127.0.0.1:$((ACTION_PORT + i)) (log: $(action_log "$i"))"
+  start_actions "$i"
+done
+for ((i = 0; i < ACTION_REPLICAS; i++)); do
+  wait_for "action server $i" "http://127.0.0.1:$((ACTION_PORT + i))/health" 60 "${pids[$i]}"
+done
+
 
 if [ "${1:-}" = "--shell" ]; then
   # rasa shell serves its own REST channel for the terminal: on loopback, for this session only.
@@ -69,28 +143,25 @@ if [ "${1:-}" = "--shell" ]; then
   exit 0
 fi
 
-echo "==> starting the Rasa server on 127.0.0.1:$RASA_PORT with $MODEL (log: var/log/rasa.log)"
-.venv-rasa/bin/rasa run --model "$MODEL" --endpoints endpoints.yml \
-  --credentials credentials.yml --enable-api --auth-token="$RASA_API_TOKEN" \
-  --interface 127.0.0.1 --port "$RASA_PORT" >var/log/rasa.log 2>&1 &
-pids+=($!)
-wait_for "Rasa server" "http://127.0.0.1:$RASA_PORT/" 180 "${pids[-1]}"
+for ((i = 0; i < RASA_REPLICAS; i++)); do
+  echo "==> starting Rasa server $i on ${rasa_urls[$i]#http://} with $MODEL (log: $(rasa_log "$i"))"
+  start_rasa "$i"
+done
+for ((i = 0; i < RASA_REPLICAS; i++)); do  # they load their models side by side
+  wait_for "Rasa server $i" "${rasa_urls[$i]}/" $((180 * RASA_REPLICAS)) "${pids[$((ACTION_REPLICAS + i))]}"
+done
 
-: "${GATEWAY_PORT:=8000}"
 echo "==> starting the website gateway on 127.0.0.1:$GATEWAY_PORT (log: var/log/gateway.log)"
-RASA_URL="http://127.0.0.1:$RASA_PORT" RASA_API_TOKEN="$RASA_API_TOKEN" \
-  .venv/bin/python -m tandem.gateway --host 127.0.0.1 --port "$GATEWAY_PORT" >var/log/gateway.log 2>&1 &
-pids+=($!)
+start_gateway
 wait_for "gateway" "http://127.0.0.1:$GATEWAY_PORT/healthz" 30 "${pids[-1]}"
 
-: "${EXPIRE_HOLDS_EVERY_SECONDS:=60}"
 echo "==> releasing expired seat holds every ${EXPIRE_HOLDS_EVERY_SECONDS} s (log: var/log/expire-holds.log)"
-.venv/bin/python -m tandem.cli expire-holds --every "$EXPIRE_HOLDS_EVERY_SECONDS" >var/log/expire-holds.log 2>&1 &
-pids+=($!)
+start_expire_holds
 
 cat <<MSG
 
   Andaman Air assistant is running.
+    Mode: $TANDEM_MODE; Rasa replicas: $RASA_REPLICAS (${rasa_urls[*]}); action servers: $ACTION_REPLICAS
     Website chat (demo page): http://127.0.0.1:$GATEWAY_PORT/
     Chat from a terminal through the gateway (a bearer session, then one message):
       T=\$(curl -s -X POST http://127.0.0.1:$GATEWAY_PORT/api/v1/session -H 'Content-Type: application/json' \\
@@ -102,4 +173,22 @@ cat <<MSG
   Ctrl-C stops everything.
 
 MSG
-wait -n "${pids[@]}"
+declare -A restarts=()
+while [ ${#pids[@]} -gt 0 ]; do
+  status=0 ended=
+  wait -n -p ended "${pids[@]}" || status=$?
+  role=${role_of[$ended]:-}
+  [ -n "$role" ] || continue
+  remaining=()
+  for pid in "${pids[@]}"; do [ "$pid" = "$ended" ] || remaining+=("$pid"); done
+  pids=("${remaining[@]}")
+  unset "role_of[$ended]"
+  n=$((${restarts[$role]:-0} + 1))
+  if [ $((SECONDS - ${started_at[$ended]:-0})) -gt 60 ]; then n=1; fi  # it had been up: no back-off
+  restarts[$role]=$n
+  unset "started_at[$ended]"
+  delay=$((n < 6 ? 1 << (n - 1) : 30))  # 1, 2, 4, 8, 16, then 30 s between attempts
+  echo "==> $role (pid $ended) exited with status $status; starting it again in $delay s (restart $n)" >&2
+  sleep "$delay"
+  restart "$role"
+done

@@ -1,4 +1,4 @@
-"""Rasa's SQL tracker store with two costs of every turn removed (issue 14, profiled under load).
+"""Rasa's SQL tracker store with costs of every turn removed (issue 14, profiled under load; issue 15).
 
 Loaded by class path from ``endpoints.yml`` (``type: tandem_rasa.tracker_store.TandemSQLTrackerStore``),
 with the same settings as Rasa's ``SQL`` store; the table and the rows are Rasa's own, so the
@@ -17,20 +17,49 @@ store can be switched back and forth without a migration.
 3. **No ORM objects per event.** The events are read as their ``data`` column only (Rasa builds
    a full ORM object per row and reads only that column) and written in one multi-row ``INSERT``
    (Rasa adds one ORM object per event to the session's unit of work). Same query, same rows.
+4. **An index for the per-turn query on PostgreSQL.** Rasa indexes only ``sender_id``. Its query
+   (``_event_query``) first finds the conversation's latest ``session_started`` (``max(timestamp)``),
+   and without an index that reads every event the conversation ever had. A partial index on
+   ``(sender_id, timestamp) WHERE type_name = 'session_started'`` turns it into an index-only scan
+   that reads one entry. It holds the session starts only: 1.2 MB where a full
+   ``(sender_id, type_name, timestamp)`` index takes 38 MB (500k events), and most inserts never
+   touch it. It matches because psycopg2 sends ``'session_started'`` as a literal; with a generic
+   plan the query would fall back to Rasa's index, as it did before. No index helps the fetch
+   itself: ``timestamp >= start OR start IS NULL`` cannot be an index condition, and ``EXPLAIN``
+   keeps the bitmap scan on Rasa's index even when ``(sender_id, timestamp)`` or
+   ``(sender_id, id)`` exist, so neither is created. The index is built when the store starts,
+   after Rasa has created the table. A replica that finds it in the catalog takes no lock (a no-op
+   ``CREATE INDEX`` would still lock the table against inserts). Otherwise ``CREATE INDEX IF NOT
+   EXISTS`` runs under ``pg_advisory_xact_lock``, so replicas that start together wait for each
+   other instead of colliding. The table and rows stay Rasa's own: Rasa's store never sees an
+   extra index. SQLite gets none: the embedded mode runs one process with few conversations, and
+   another index would bring back write work that point 1 removed.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.events import SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
+
+logger = logging.getLogger(__name__)
+
+# The indexes added to Rasa's table on PostgreSQL: name -> what follows ``ON <table>``. An index is
+# identified by its name, so a changed definition needs a new name.
+POSTGRESQL_INDEXES = {
+    "tandem_events_session_started": f"(sender_id, timestamp) WHERE type_name = '{SessionStarted.type_name}'",
+}
+# Any fixed key, the same in every replica ("tandem", issue 15): serialises the index creation.
+INDEX_LOCK_KEY = 0x7461_6E64_656D_0015
 
 # How many conversations' counts are kept between a retrieve and its save (bounded: a retrieve
 # without a save, e.g. a tracker read by the HTTP API, must not grow memory).
@@ -47,6 +76,37 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _index_names(connection: sa.engine.Connection, table: str) -> set[str]:
+    """The names of the indexes on ``table`` (resolved through the search path, as Rasa's queries
+    are); raises when the table is missing."""
+    oid = connection.execute(sa.text("SELECT to_regclass(:table)::oid"), {"table": table}).scalar()
+    if oid is None:
+        # Rasa only logs a failed CREATE TABLE (e.g. the database is missing) and carries on.
+        raise RuntimeError(f"Rasa's tracker table {table!r} does not exist: see Rasa's 'Could not create tables' error")
+    query = sa.text("SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = :oid")
+    return {name for (name,) in connection.execute(query, {"oid": oid})}
+
+
+def create_postgresql_indexes(engine: sa.engine.Engine, table: str) -> list[str]:
+    """Create those of :data:`POSTGRESQL_INDEXES` that ``table`` lacks and return their names.
+
+    Safe to run from several processes at once: the creation is serialised by an advisory lock,
+    and the check for existing indexes takes no lock at all.
+    """
+    with engine.connect() as connection:
+        if not POSTGRESQL_INDEXES.keys() - _index_names(connection, table):
+            return []
+    with engine.begin() as connection:
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": INDEX_LOCK_KEY})
+        # Another replica may have created the indexes while this one waited for the lock.
+        missing = sorted(POSTGRESQL_INDEXES.keys() - _index_names(connection, table))
+        for name in missing:
+            connection.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} {POSTGRESQL_INDEXES[name]}"))
+    if missing:
+        logger.info("Created the indexes %s on the tracker table %r.", ", ".join(missing), table)
+    return missing
+
+
 class TandemSQLTrackerStore(SQLTrackerStore):
     """Rasa's ``SQLTrackerStore`` (same constructor, same table): see the module docstring."""
 
@@ -56,6 +116,8 @@ class TandemSQLTrackerStore(SQLTrackerStore):
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             self.engine.dispose()  # connections opened while creating the table get the pragmas too
+        elif self.engine.dialect.name == "postgresql":
+            create_postgresql_indexes(self.engine, self.SQLEvent.__tablename__)
 
     async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool) -> DialogueStateTracker | None:
         with self.session_scope() as session:
@@ -99,4 +161,4 @@ class TandemSQLTrackerStore(SQLTrackerStore):
         return itertools.islice(tracker.events, stored, len(tracker.events))
 
 
-__all__ = ["TandemSQLTrackerStore"]
+__all__ = ["POSTGRESQL_INDEXES", "TandemSQLTrackerStore", "create_postgresql_indexes"]

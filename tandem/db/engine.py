@@ -58,9 +58,10 @@ def create_engine_from_settings(settings: DatabaseSettings, **engine_kwargs: Any
 
         return engine
 
+    # pool_pre_ping unless the caller decides (the gateway passed it too: a TypeError on PostgreSQL).
+    engine_kwargs.setdefault("pool_pre_ping", True)
     return create_engine(
         url,
-        pool_pre_ping=True,
         connect_args={
             "connect_timeout": settings.db_connect_timeout_seconds,
             "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",

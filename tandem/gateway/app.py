@@ -36,6 +36,7 @@ from tandem.gateway.offers import MemoryOfferStore, RedisOfferStore
 from tandem.gateway.operations import install_operations_routes
 from tandem.gateway.ratelimit import RateLimits
 from tandem.gateway.readiness import database_check, rasa_checks, redis_check
+from tandem.gateway.replicas import RasaReplicas
 from tandem.gateway.revocations import MemoryRevocationStore, RedisRevocationStore
 from tandem.gateway.schemas import API
 from tandem.gateway.sessions import SessionCodec
@@ -80,9 +81,10 @@ def _state(
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
     )
     token = settings.rasa_api_token.get_secret_value() if settings.rasa_api_token else None
+    metrics = GatewayMetrics()
     rasa = RasaClient(
         http,
-        rasa_url=settings.rasa_url,
+        replicas=RasaReplicas(settings.rasa_url_list, log=log, up_gauge=metrics.rasa_replica_up),
         api_token=token,
         turn_timeout=settings.rasa_timeout_seconds,
         check_timeout=settings.gateway_check_timeout_seconds,
@@ -113,7 +115,7 @@ def _state(
         ),
         turns=RedisTurnStore(redis_client, prefix=infra.prefix("gw:turns")) if redis_client else MemoryTurnStore(),
         rasa=rasa,
-        metrics=GatewayMetrics(),
+        metrics=metrics,
         http=http,
         owns_http=http_client is None,
         infra=infra,
@@ -173,10 +175,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         sweeper = asyncio.create_task(_sweep_forever(desk, settings.handoff.handoff_sweep_seconds))
+        # The Rasa replicas' health, probed every RASA_HEALTH_INTERVAL_SECONDS (gateway/replicas.py).
+        health = asyncio.create_task(state.rasa.watch_replicas(every=settings.gateway.rasa_health_interval_seconds))
         yield
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        for task in (health, sweeper):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await desk.helpdesk.aclose()
         await doors.aclose()
         if state.owns_http:

@@ -46,6 +46,9 @@ class UpstreamError(GatewayError):
         super().__init__(status, code, message, reason=f"upstream_{kind}")
         self.kind = kind
         self.delivered = delivered
+        # The connection broke while the request was out (Rasa may or may not have run it): the
+        # client checks whether the replica died and what its tracker says before giving up.
+        self.dropped = False
 
 
 def upstream_timeout(*, delivered: bool = True) -> UpstreamError:

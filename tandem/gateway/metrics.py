@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class GatewayMetrics:
-    """Requests, latency, rejections by reason, upstream errors, turn latency and the handoff desk."""
+    """Requests, latency, rejections by reason, upstream errors, turn latency, Rasa replicas and the handoff desk."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -39,6 +39,14 @@ class GatewayMetrics:
             "tandem_gateway_turn_seconds",
             "Time Rasa took to answer one turn.",
             buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60),
+            registry=self.registry,
+        )
+        # Labelled by the replica's position in RASA_URL (0-based), never by its URL (it may hold credentials).
+        self.rasa_replica_up = Gauge(
+            "tandem_gateway_rasa_replica_up",
+            "Whether the gateway counts a Rasa replica up (1: it gets its conversations) or down (0), "
+            "by the replica's index in RASA_URL.",
+            ["replica"],
             registry=self.registry,
         )
         self.sessions = Counter(

@@ -1,4 +1,8 @@
-"""``/readyz``: can this gateway serve turns? Rasa, the action server, the database, Redis when configured."""
+"""``/readyz``: can this gateway serve turns? Rasa, the action server, the database, Redis when configured.
+
+Rasa is ready when at least one of its replicas is; its check lists every replica's state (index,
+up or down and why), never their URLs.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,11 @@ import redis.asyncio as aioredis
 from sqlalchemy import Engine, text
 
 from tandem.gateway.errors import UpstreamError
+from tandem.gateway.replicas import ReplicasDown
 from tandem.gateway.upstream import RasaClient
 
-Check = Callable[[], Awaitable[None]]
+# Returns when the dependency is ready (optionally with details for the report), raises when not.
+Check = Callable[[], Awaitable[dict[str, Any] | None]]
 
 
 def action_server_health_url(action_server_url: str) -> str:
@@ -52,14 +58,16 @@ async def run_checks(checks: dict[str, Check], *, timeout: float) -> tuple[bool,
     async def one(check: Check) -> dict[str, Any]:
         started = time.perf_counter()
         try:
-            await asyncio.wait_for(check(), timeout)
+            details = await asyncio.wait_for(check(), timeout)
         except TimeoutError:
             return {"ok": False, "reason": "timeout"}
+        except ReplicasDown as exc:
+            return {"ok": False, "reason": exc.message, "replicas": exc.replicas}
         except UpstreamError as exc:
             return {"ok": False, "reason": exc.message}
         except Exception as exc:  # any failure of a dependency means "not ready", whatever its type
             return {"ok": False, "reason": type(exc).__name__}
-        return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+        return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 1), **(details or {})}
 
     results = await asyncio.gather(*(one(c) for c in checks.values()))
     report = dict(zip(checks, results, strict=True))

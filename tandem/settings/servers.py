@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
 from tandem.settings.base import SettingsPart
 
@@ -75,9 +76,19 @@ class GatewaySettings(TurnSettings):
     # When set, /metrics and /readyz's details need "Authorization: Bearer <token>"; required in production.
     gateway_metrics_token: SecretStr | None = Field(default=None, alias="GATEWAY_METRICS_TOKEN")
     gateway_check_timeout_seconds: float = Field(default=2.0, gt=0, le=30, alias="GATEWAY_CHECK_TIMEOUT_SECONDS")
+    # One Rasa server, or a comma-separated list of replicas: each conversation goes to one of them
+    # (rendezvous hashing over the healthy ones, tandem/gateway/replicas.py).
     rasa_url: str = Field(default="http://127.0.0.1:5005", alias="RASA_URL")
+    # How often every replica's health is probed (the readiness check of Rasa).
+    rasa_health_interval_seconds: float = Field(default=5.0, gt=0, le=300, alias="RASA_HEALTH_INTERVAL_SECONDS")
     rasa_api_token: SecretStr | None = Field(default=None, alias="RASA_API_TOKEN")
     action_server_url: str = Field(default="http://127.0.0.1:5055/webhook", alias="ACTION_SERVER_URL")
+
+    @field_validator("rasa_url")
+    @classmethod
+    def _valid_rasa_urls(cls, value: str) -> str:
+        parse_rasa_urls(value)
+        return value
 
     @model_validator(mode="after")
     def _safe_gateway_settings(self) -> GatewaySettings:
@@ -100,5 +111,40 @@ class GatewaySettings(TurnSettings):
         return [o.strip().rstrip("/") for o in self.gateway_allowed_origins.split(",") if o.strip()]
 
     @property
+    def rasa_url_list(self) -> list[str]:
+        """The Rasa replicas' base URLs, in the order given (index 0 first), without a trailing slash."""
+        return parse_rasa_urls(self.rasa_url)
+
+    @property
     def gateway_trusted_proxy_list(self) -> list[str]:
         return [p.strip() for p in self.gateway_trusted_proxies.split(",") if p.strip()]
+
+
+def parse_rasa_urls(value: str) -> list[str]:
+    """``RASA_URL``'s replicas: http(s) base URLs, comma-separated, none empty, none twice.
+
+    The errors name the item by position, not by its text: a URL may carry credentials.
+    """
+    urls: list[str] = []
+    seen: set[tuple[str, str, str]] = set()
+    items = value.split(",")
+    for position, item in enumerate(items, start=1):
+        url = item.strip().rstrip("/")
+        where = f"RASA_URL item {position} of {len(items)}" if len(items) > 1 else "RASA_URL"
+        if not url:
+            raise ValueError(f"{where} is empty: give one Rasa base URL or a comma-separated list of them")
+        try:
+            parts = urlsplit(url)
+            port = parts.port  # raises on a port that is not a number
+        except ValueError as exc:
+            raise ValueError(f"{where} is not a valid URL") from exc
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{where} must be an http:// or https:// URL with a host (like http://127.0.0.1:5005)")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{where} must be a base URL, without a query or a fragment")
+        key = (parts.scheme, f"{parts.hostname}:{port or (443 if parts.scheme == 'https' else 80)}", parts.path)
+        if key in seen:
+            raise ValueError(f"{where} repeats an earlier replica: each Rasa replica must be listed once")
+        seen.add(key)
+        urls.append(url)
+    return urls

@@ -17,6 +17,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -102,6 +103,8 @@ class FakeRasa:
     trigger_script: Callable[[str, dict[str, Any]], list[dict[str, Any]]] = default_trigger
     # Called with the sender for "human" (as action_handoff opens a ticket): the ticket id announced.
     on_handoff: Callable[[str], int] | None = None
+    # Every HTTP request received, on any route: method, path and headers (lower-case names).
+    calls: list[dict[str, Any]] = field(default_factory=list)
 
     def reset(self) -> None:
         self.mode = "ok"
@@ -115,6 +118,7 @@ class FakeRasa:
         self.paused.clear()
         self.triggers.clear()
         self.resumed.clear()
+        self.calls.clear()
 
     def log_bot(self, sender: str, replies: list[dict[str, Any]], now: float) -> None:
         """The bot's replies as tracker ``bot`` events (what the history reads)."""
@@ -212,6 +216,7 @@ class FakeRasa:
             return JSONResponse({"status": "ok"})
 
         return Starlette(
+            middleware=[Middleware(_RecordCalls, calls=self.calls)],
             routes=[
                 Route("/webhooks/gateway/webhook", webhook, methods=["POST"]),
                 Route("/conversations/{sender}/tracker", tracker),
@@ -220,8 +225,22 @@ class FakeRasa:
                 Route("/status", status),
                 Route("/", root),
                 Route("/health", health),
-            ]
+            ],
         )
+
+
+class _RecordCalls:
+    """ASGI middleware: appends each HTTP request's method, path and headers to ``calls``."""
+
+    def __init__(self, app: Any, calls: list[dict[str, Any]]) -> None:
+        self.app = app
+        self.calls = calls
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            self.calls.append({"method": scope["method"], "path": scope["path"], "headers": headers})
+        await self.app(scope, receive, send)
 
 
 class ServerThread:

@@ -20,6 +20,7 @@ from tandem.clock import FixedClock, local_date, utc_now
 from tandem.db.engine import create_engine_from_settings, make_session_factory
 from tandem.db.models import AuditLog, Booking, Flight, PasswordResetOutbox, Ticket
 from tandem.errors import Conflict, NotFound, RateLimited, Unavailable
+from tandem.gateway.readiness import database_check, run_checks
 from tandem.ratelimit import InMemoryRateLimiter, RedisRateLimiter
 from tandem.seed import SEED_BOOKINGS, seed
 from tandem.services.accounts import consume_reset_token, request_password_reset
@@ -327,3 +328,15 @@ async def test_statement_timeout_and_unreachable_database_become_unavailable(
             await down.flight_status(Caller("pg-down"), flight_number="AN204")
     finally:
         down.close()
+
+
+async def test_the_gateways_readiness_check_on_postgres(pg: PgDb) -> None:
+    """The gateway builds its engine with ``pool_pre_ping=True`` (GatewayState.database_engine): on
+    PostgreSQL that once raised a TypeError (the keyword given twice), so /readyz and the handoff
+    desk's sweep failed in production mode while SQLite worked."""
+    engine = create_engine_from_settings(pg.settings.database, pool_pre_ping=True)
+    try:
+        ready, checks = await run_checks({"database": database_check(lambda: engine)}, timeout=5)
+        assert ready and checks["database"]["ok"], checks
+    finally:
+        engine.dispose()
