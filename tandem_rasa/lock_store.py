@@ -20,11 +20,13 @@ between:
   conversation whose holders all died leaves nothing behind.
 - ``issue`` drops the expired tickets and appends one numbered ``max(last + 1, server time in µs)``:
   numbers only grow, also after the key was deleted, so a holder that outlived its ticket can never
-  mistake a later ticket for its own, nor return it.
+  mistake a later ticket for its own, nor return it. It returns the number and the ticket's
+  deadline (its issue on the server's clock plus its lifetime).
 - ``status`` drops the expired tickets and tells a ticket how many live tickets are ahead of it
   (0: it holds the lock; -1: it expired or was returned). A holder that died stops blocking the
   queue when its ticket expires.
 - ``release`` removes one ticket, and the key with it when no ticket is left.
+- ``renew`` moves a live ticket's expiry on to ``min(now + lease, deadline)`` (leases, below).
 
 Rasa's semantics are kept: tickets are served in the order they were issued; a ticket's lifetime
 (``TICKET_LOCK_LIFETIME``, 60 s) counts from its issue and covers waiting and holding; a ticket
@@ -33,8 +35,34 @@ also by an exception or a cancellation. Waiters poll every ``TANDEM_LOCK_POLL_SE
 0.02 s) instead of every second. The client is redis-py's synchronous one, as Rasa's: each call is
 one short script, bounded by ``socket_timeout`` (connecting too).
 
-``endpoints.yml`` (the settings of Rasa's ``redis`` lock store, plus ``poll_seconds``; values from
-``${VAR}`` arrive as strings and are converted, ``use_ssl: "false"`` is false)::
+Leases. A ticket that lives its whole lifetime also outlives a process killed in the middle of a
+turn (SIGKILL, out of memory, a lost node) by up to 60 s, and the conversation's next turns on the
+surviving processes wait for it, longer than the gateway waits (30 s). So ``lock()`` issues its
+ticket with a lease (``lease_seconds``, else ``TANDEM_LOCK_LEASE_SECONDS``, else 10 s; at most the
+lifetime), and while the block waits and while it holds, a background task renews it every
+lease / 3 to ``min(server now + lease, deadline)``, the deadline being the issue time on Redis's
+clock (``issue`` returns it) plus the lifetime. ``renew`` is one script: it renews only a live
+ticket (a late renewal cannot bring back a returned or lapsed one), never past its deadline, and
+keeps the key's expiry at the latest of the live tickets'. A live process keeps Rasa's semantics
+exactly (a waiter still gets ``LockError`` when its lifetime runs out; a holder's ticket ends at its
+lifetime at the latest); a dead process's ticket lapses within one lease, so the next turn waits at
+most a lease and a poll. The trade-off: a process whose event loop stalls (a blocking call, a long
+CPU-bound step) misses its renewals, and once no renewal has landed for a lease (renewals come
+every lease / 3: a stall of two thirds of a lease can do it) its ticket lapses as if the process
+had died. A holder's turn then goes on unprotected: the conversation's next turn may be served and
+run beside it (the later tracker save wins, as when a Rasa ticket outlives its lifetime), the
+renewal logs a warning once when it finds the ticket gone, and the late return removes nothing of
+anybody's (numbers only grow). A waiter that stalls gets ``LockError``. Hence a default of 10 s:
+far above the loop's normal stalls, well below the gateway's 30 s. A renewal runs its script in a
+worker thread (``asyncio.to_thread``; redis-py's pool is thread-safe): when Redis is slow or gone,
+each call can take up to ``socket_timeout``, and renewals, unlike polls, come for every turn of the
+process, holders included, every lease / 3; inline they would hold the event loop, every
+conversation of the process, for that long. ``issue_ticket`` (Rasa's interface, for a caller that
+does not renew) still issues a ticket for its whole lifetime.
+
+``endpoints.yml`` (the settings of Rasa's ``redis`` lock store, plus ``poll_seconds`` and
+``lease_seconds``; values from ``${VAR}`` arrive as strings and are converted, ``use_ssl: "false"``
+is false)::
 
     lock_store:
       type: tandem_rasa.lock_store.AtomicRedisLockStore
@@ -46,6 +74,7 @@ one short script, bounded by ``socket_timeout`` (connecting too).
       key_prefix: tandem             # alphanumeric, as in Rasa
       socket_timeout: 5
       poll_seconds: 0.02             # else TANDEM_LOCK_POLL_SECONDS, else 0.02
+      lease_seconds: 10              # else TANDEM_LOCK_LEASE_SECONDS, else 10; > 0, <= lifetime
 
 The keys differ from Rasa's (``lock:<id>``): the two stores do not exclude each other, so switch
 all Rasa processes at once.
@@ -74,6 +103,8 @@ logger = logging.getLogger(__name__)
 
 POLL_SECONDS_ENV = "TANDEM_LOCK_POLL_SECONDS"
 DEFAULT_POLL_SECONDS = 0.02
+LEASE_SECONDS_ENV = "TANDEM_LOCK_LEASE_SECONDS"
+DEFAULT_LEASE_SECONDS = 10.0
 KEY_PART = "atomic_lock:"
 SETTINGS = frozenset(
     {
@@ -88,6 +119,7 @@ SETTINGS = frozenset(
         "key_prefix",
         "socket_timeout",
         "poll_seconds",
+        "lease_seconds",
     }
 )
 
@@ -116,7 +148,8 @@ local function live_tickets()
 end
 """
 
-# ARGV[1]: lifetime in ms. Returns the new ticket's number (a string).
+# ARGV[1]: lease in ms (at most the lifetime), ARGV[2]: lifetime in ms. Returns {the new ticket's
+# number (a string), its deadline: now + lifetime (ms)}; it expires after the lease unless renewed.
 ISSUE = (
     _PRELUDE
     + """
@@ -136,7 +169,7 @@ for _, ticket in ipairs(tickets) do
   if ticket[2] > until_ms then until_ms = ticket[2] end
 end
 redis.call('PEXPIREAT', key, until_ms)
-return number
+return {number, now + tonumber(ARGV[2])}
 """
 )
 
@@ -166,6 +199,35 @@ RELEASE = (
 local removed = redis.call('HDEL', key, ARGV[1])
 if #live_tickets() == 0 then redis.call('DEL', key) end
 return removed
+"""
+)
+
+# ARGV[1]: a ticket number, ARGV[2]: lease in ms, ARGV[3]: its deadline (ms). Moves a live
+# ticket's expiry on to min(now + lease, deadline), never back; returns the expiry (ms), 0 if the
+# ticket is not live (expired or returned: it stays so).
+RENEW = (
+    _PRELUDE
+    + """
+local tickets = live_tickets()
+local expires = 0
+local until_ms = 0
+for _, ticket in ipairs(tickets) do
+  if ticket[1] == ARGV[1] then
+    local renewed = math.min(now + tonumber(ARGV[2]), tonumber(ARGV[3]))
+    if renewed > ticket[2] then
+      redis.call('HSET', key, ticket[1], renewed)
+      ticket[2] = renewed
+    end
+    expires = ticket[2]
+  end
+  if ticket[2] > until_ms then until_ms = ticket[2] end
+end
+if #tickets == 0 then
+  redis.call('DEL', key)
+elseif expires > 0 then
+  redis.call('PEXPIREAT', key, until_ms)
+end
+return expires
 """
 )
 
@@ -235,6 +297,7 @@ class AtomicRedisLockStore(LockStore):
         key_prefix: str | None = None,
         socket_timeout: float | str = DEFAULT_SOCKET_TIMEOUT_IN_SECONDS,
         poll_seconds: float | str | None = None,
+        lease_seconds: float | str | None = None,
     ) -> None:
         """Connect lazily (no I/O here) to Redis.
 
@@ -255,6 +318,7 @@ class AtomicRedisLockStore(LockStore):
             "key_prefix": key_prefix,
             "socket_timeout": socket_timeout,
             "poll_seconds": poll_seconds,
+            "lease_seconds": lease_seconds,
         }
         url = host
         if endpoint_config is not None:
@@ -268,6 +332,10 @@ class AtomicRedisLockStore(LockStore):
         if _text(poll) is None:
             poll = os.environ.get(POLL_SECONDS_ENV) or DEFAULT_POLL_SECONDS
         self.poll_seconds = _seconds("poll_seconds", poll)
+        lease = settings["lease_seconds"]
+        if _text(lease) is None:
+            lease = os.environ.get(LEASE_SECONDS_ENV) or DEFAULT_LEASE_SECONDS
+        self.lease_seconds = _seconds("lease_seconds", lease)
         connection: dict[str, Any] = {
             "username": _text(settings["username"]),
             "password": _text(settings["password"]),
@@ -301,6 +369,7 @@ class AtomicRedisLockStore(LockStore):
         self._issue = self.red.register_script(ISSUE)
         self._status = self.red.register_script(STATUS)
         self._release = self.red.register_script(RELEASE)
+        self._renew = self.red.register_script(RENEW)
         self._save = self.red.register_script(SAVE)
         super().__init__()
 
@@ -316,12 +385,21 @@ class AtomicRedisLockStore(LockStore):
         return int(reply[0]), TicketLock(conversation_id, tickets)
 
     def issue_ticket(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME) -> int:
-        """Append a ticket living ``lock_lifetime`` seconds to the conversation's queue."""
+        """Append a ticket living ``lock_lifetime`` seconds to the conversation's queue.
+
+        Nobody renews it: it lives its whole lifetime (``lock()`` issues leased tickets).
+        """
+        return self._issue_ticket(conversation_id, lock_lifetime, float(lock_lifetime))[0]
+
+    def _issue_ticket(self, conversation_id: str, lock_lifetime: float, lease: float) -> tuple[int, int]:
+        """A new ticket expiring after ``lease`` (at most its lifetime), and its deadline (ms)."""
         lifetime_ms = max(1, round(float(lock_lifetime) * 1000))
+        lease_ms = min(lifetime_ms, max(1, round(lease * 1000)))
         try:
-            return int(self._issue(keys=[self._key(conversation_id)], args=[lifetime_ms]))
+            number, deadline_ms = self._issue(keys=[self._key(conversation_id)], args=[lease_ms, lifetime_ms])
         except redis.RedisError as error:
             raise LockError(f"Error while acquiring lock. Error:\n{error}") from error
+        return int(number), int(deadline_ms)
 
     @asynccontextmanager
     async def lock(
@@ -333,13 +411,54 @@ class AtomicRedisLockStore(LockStore):
         """Hold the conversation's lock for the block; the ticket is returned however it ends.
 
         ``wait_time_in_seconds`` is, as in Rasa, the time between two polls (default: this
-        store's ``poll_seconds``); the wait ends with ``LockError`` when the ticket expires.
+        store's ``poll_seconds``); the wait ends with ``LockError`` when the ticket expires. The
+        ticket is leased (``lease_seconds``, at most ``lock_lifetime``) and renewed by a task of
+        its own while the block waits and holds, up to ``lock_lifetime`` from its issue.
         """
-        ticket = self.issue_ticket(conversation_id, lock_lifetime)
+        lease = min(self.lease_seconds, float(lock_lifetime))
+        ticket, deadline_ms = self._issue_ticket(conversation_id, lock_lifetime, lease)
+        renewal = asyncio.create_task(
+            self._keep_alive(conversation_id, ticket, lease, deadline_ms, float(lock_lifetime)),
+            name=f"lock renewal {conversation_id} {ticket}",
+        )
         try:
             yield await self._acquire_lock(conversation_id, ticket, wait_time_in_seconds or self.poll_seconds)
         finally:
+            renewal.cancel()  # first: no renewal starts after the return (one in flight finds it gone)
             self._return_ticket(conversation_id, ticket)
+            # asyncio.wait neither raises the task's CancelledError nor cancels the task when this
+            # block is cancelled again; the task ends at its next step.
+            await asyncio.wait([renewal])
+
+    async def _keep_alive(
+        self, conversation_id: str, ticket: int, lease: float, deadline_ms: int, lifetime: float
+    ) -> None:
+        """Renew the ticket every lease / 3 until its deadline; never raises (logs instead)."""
+        loop = asyncio.get_running_loop()
+        # The deadline is on Redis's clock; issued before this local time, so it comes no later.
+        ends_at = loop.time() + lifetime
+        lease_ms = max(1, round(lease * 1000))
+        args: list[str | int] = [str(ticket), lease_ms, deadline_ms]
+        keys = [self._key(conversation_id)]
+        while loop.time() < ends_at:
+            await asyncio.sleep(lease / 3)
+            try:
+                expires = int(await asyncio.to_thread(self._renew, keys=keys, args=args))
+            except redis.RedisError as error:  # the ticket lapses if this lasts a lease
+                logger.warning(f"Could not renew ticket {ticket} of conversation '{conversation_id}': {error}")
+                continue
+            except Exception:  # a bug here must not end the turn
+                logger.exception(f"Renewing ticket {ticket} of conversation '{conversation_id}' failed")
+                return
+            if expires == 0:
+                logger.warning(
+                    f"Ticket {ticket} of conversation '{conversation_id}' lapsed before its lock() block "
+                    f"ended (not renewed within its {lease} s lease, or removed by someone else): a holder "
+                    "goes on without the lock, a waiter gets LockError."
+                )
+                return
+            if expires >= deadline_ms:
+                return  # it ends at its lifetime, as in Rasa
 
     async def _acquire_lock(self, conversation_id: str, ticket: int, wait_time_in_seconds: float) -> TicketLock:
         while True:
@@ -395,4 +514,4 @@ class AtomicRedisLockStore(LockStore):
         self.finish_serving(conversation_id, ticket_number)
 
 
-__all__ = ["POLL_SECONDS_ENV", "AtomicRedisLockStore"]
+__all__ = ["LEASE_SECONDS_ENV", "POLL_SECONDS_ENV", "AtomicRedisLockStore"]
