@@ -1,7 +1,9 @@
 """Process metrics from /proc: RSS and CPU time of each bot's processes, sampled every 0.5 s.
 
-A role (``rasa``, ``actions``, ``gateway``, ``loadgen``) is a root pid and its descendants (summed;
-the servers run as single processes, so this is normally one pid). RSS comes from
+A role (``rasa``, ``actions``, ``gateway``, ``loadgen``) is one or more root pids and their
+descendants, summed: the servers run as single processes, so a role is one pid, or one per Rasa
+replica (``rasa`` with two replicas is both together; ``rasa#0`` and ``rasa#1`` are each alone,
+details that :func:`main_roles` leaves out of the totals). RSS comes from
 ``/proc/<pid>/status`` (``VmRSS``); CPU time from ``/proc/<pid>/stat`` (``utime`` + ``stime``, in
 clock ticks). CPU % over a window = Δ(utime + stime) / clock ticks per second / wall seconds × 100,
 so 100 % is one core busy (the machine has ``nproc`` × 100 %).
@@ -13,9 +15,27 @@ import itertools
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+# A role's root pids: one, or several (the Rasa replicas).
+Roots = int | tuple[int, ...]
+
+
+def root_pids(roots: Roots) -> tuple[int, ...]:
+    return (roots,) if isinstance(roots, int) else tuple(roots)
+
+
+def main_roles(roles: Mapping[str, Roots]) -> dict[str, Roots]:
+    """The roles without the per-replica details (``rasa#0``): each process counted once."""
+    return {role: roots for role, roots in roles.items() if "#" not in role}
+
+
+def all_roots(roles: Mapping[str, Roots]) -> frozenset[int]:
+    return frozenset(pid for roots in roles.values() for pid in root_pids(roots))
+
 
 PROC = Path("/proc")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -83,16 +103,21 @@ def read_all_stats(proc: Path = PROC) -> dict[int, Stat]:
     return stats
 
 
-def process_tree(root: int, stats: dict[int, Stat], exclude: frozenset[int] = frozenset()) -> list[int]:
-    """``root`` and its descendants among ``stats`` (one scan of /proc), without the subtrees of
-    ``exclude`` (the other roles: the servers are children of the load generator)."""
+def process_tree(root: Roots, stats: dict[int, Stat], exclude: frozenset[int] = frozenset()) -> list[int]:
+    """``root`` (one pid or several) and its descendants among ``stats`` (one scan of /proc),
+    without the subtrees of ``exclude`` (the other roles: the servers are children of the load
+    generator)."""
+    roots = set(root_pids(root))
     children: dict[int, list[int]] = {}
     for stat in stats.values():
         children.setdefault(stat.ppid, []).append(stat.pid)
-    tree, todo = [], [root]
+    tree, todo, seen = [], list(roots), set()
     while todo:
         pid = todo.pop()
-        if pid in stats and (pid == root or pid not in exclude):
+        if pid in seen:
+            continue
+        seen.add(pid)
+        if pid in stats and (pid in roots or pid not in exclude):
             tree.append(pid)
             todo.extend(children.get(pid, []))
     return tree
@@ -108,7 +133,7 @@ class Sample:
 
 
 def sample_role(
-    role: str, root: int, stats: dict[int, Stat], exclude: frozenset[int] = frozenset(), proc: Path = PROC
+    role: str, root: Roots, stats: dict[int, Stat], exclude: frozenset[int] = frozenset(), proc: Path = PROC
 ) -> Sample:
     pids = tuple(process_tree(root, stats, exclude))
     ticks = sum(stats[p].ticks for p in pids)
@@ -138,12 +163,13 @@ def summarize(samples: list[Sample], clock_ticks: int = CLOCK_TICKS) -> dict[str
     }
 
 
-def cpu_now(roles: dict[str, int], seconds: float = 1.0) -> tuple[dict[str, float], float]:
+def cpu_now(roles: Mapping[str, Roots], seconds: float = 1.0) -> tuple[dict[str, float], float]:
     """CPU % of each role and of the machine's other processes over the next ``seconds``."""
+    roles = main_roles(roles)
 
     def snapshot() -> tuple[float, int, dict[str, int]]:
         stats = read_all_stats()
-        roots = frozenset(roles.values())
+        roots = all_roots(roles)
         ticks = {role: sum(stats[p].ticks for p in process_tree(pid, stats, roots)) for role, pid in roles.items()}
         return time.monotonic(), machine_busy_ticks(), ticks
 
@@ -160,8 +186,8 @@ class Sampler:
     """A thread sampling each role every :data:`INTERVAL` s while a bot runs (not on the event loop,
     so a busy load generator does not delay it). :meth:`window` summarizes one level."""
 
-    def __init__(self, roles: dict[str, int], interval: float = INTERVAL) -> None:
-        self.roles = roles
+    def __init__(self, roles: Mapping[str, Roots], interval: float = INTERVAL) -> None:
+        self.roles = dict(roles)
         self.interval = interval
         self.samples: list[Sample] = []
         self._lock = threading.Lock()
@@ -170,7 +196,7 @@ class Sampler:
 
     def sample_now(self) -> float:
         stats = read_all_stats()
-        roots = frozenset(self.roles.values())
+        roots = all_roots(self.roles)
         batch = [sample_role(role, pid, stats, roots) for role, pid in self.roles.items()]
         with self._lock:
             self.samples.extend(batch)

@@ -144,14 +144,15 @@ async def single_turn(
     rasa_url: str,
     token: str,
     gateway_log: Path,
-    action_log: Path,
+    action_log: Path | list[Path],
     turns: int = 50,
     conversation_turns: int = 5,
     script: list[str] | None = None,
 ) -> dict[str, Any]:
     """``turns`` sequential turns through the gateway (a new session every ``conversation_turns``),
-    after one warm-up conversation; then the NLU parse of the same utterances."""
-    script = script or list(TANDEM_SCRIPT)
+    after one warm-up conversation; then the NLU parse of the same utterances. ``action_log``: the
+    action server's log, or each replica's."""
+    script = script or [str(step) for step in TANDEM_SCRIPT]
     conversation_turns = max(1, conversation_turns)
     measured: list[dict[str, Any]] = []
     async with make_client(2) as client:
@@ -207,7 +208,11 @@ async def single_turn(
                 parse_ms.setdefault(text, []).append(elapsed)
 
     await asyncio.sleep(0.5)  # the servers' last log lines
-    result = breakdown(measured, gateway_upstream_ms(gateway_log), action_ms(action_log), parse_ms)
+    calls: dict[str, list[float]] = {}
+    for log in [action_log] if isinstance(action_log, Path) else action_log:
+        for correlation_id, durations in action_ms(log).items():
+            calls.setdefault(correlation_id, []).extend(durations)
+    result = breakdown(measured, gateway_upstream_ms(gateway_log), calls, parse_ms)
     return {
         "turns": len(measured),
         "conversation_turns": conversation_turns,

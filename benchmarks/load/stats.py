@@ -20,6 +20,13 @@ class Turn:
     status: int | None  # None: no HTTP answer (timeout, connection error)
     replies: int
     error: str | None  # None, "timeout", "connection", "status_<code>", "empty_reply", "bad_body"
+    # For the ordering check (benchmarks/load/ordering.py): the turn's correlation id as Rasa stores
+    # it in the user event's metadata (None: unknown, e.g. no answer), the texts of the replies the
+    # client got, and the position of the turn's burst in its conversation (sequential turns: its
+    # index; turns of one burst share it, and their order among themselves is free).
+    correlation_id: str | None = None
+    reply_texts: tuple[str, ...] = ()
+    burst: int | None = None
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:
