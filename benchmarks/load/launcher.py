@@ -79,6 +79,10 @@ class Service:
     name: str
     process: subprocess.Popen[bytes]
     log: Path
+    # How it was started, so that it can be started again (benchmarks/load/faults.py).
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
 
     @property
     def pid(self) -> int:
@@ -122,9 +126,34 @@ class Services:
             process = subprocess.Popen(
                 argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
-        service = Service(name, process, log)
+        service = Service(name, process, log, argv=list(argv), env=dict(env), cwd=cwd)
         self.started.append(service)
         return service
+
+    def restart(self, service: Service) -> Service:
+        """``service`` started again as it was (argv, environment, directory), its log appended to;
+        the new process takes the old one's place (it is stopped first if still alive), so
+        :meth:`close` stops the new one in the same order."""
+        if service.cwd is None:
+            raise ValueError(f"{service.name} was not started by Services.start: no command to start again")
+        service.stop()
+        with service.log.open("ab") as out:
+            process = subprocess.Popen(
+                service.argv,
+                cwd=service.cwd,
+                env=service.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        again = Service(service.name, process, service.log, argv=service.argv, env=service.env, cwd=service.cwd)
+        for i, known in enumerate(self.started):
+            if known is service:
+                self.started[i] = again
+                break
+        else:
+            self.started.append(again)
+        return again
 
     def on_close(self, cleanup: Callable[[], None]) -> None:
         """Run ``cleanup`` when the services are closed, after every process has stopped."""
@@ -336,10 +365,12 @@ def start_tandem(
     replicas: int = 1,
     production: bool = False,
     lock_store: str = "atomic",
+    extra_env: dict[str, str] | None = None,
 ) -> TandemBot:
     """Tandem as ``make run`` serves it: embedded (SQLite, in-memory lock store, one Rasa process),
     or ``production`` (PostgreSQL + Redis, ``lock_store`` of :data:`LOCK_STORES`, ``replicas`` Rasa
-    servers with an action server each, the gateway routing over all of them)."""
+    servers with an action server each, the gateway routing over all of them). ``extra_env`` is
+    added to every process's environment (e.g. ``LLM_MODEL`` / ``LLM_BASE_URL`` of a local fake)."""
     if not model.exists():
         raise RuntimeError(f"no trained model at {model}: run `make train` (PIPELINE=... for another pipeline)")
     if replicas < 1:
@@ -359,6 +390,7 @@ def start_tandem(
     token = secrets.token_hex(32)
     env = {
         **base_env(),
+        **(extra_env or {}),
         "PYTHONPATH": str(ROOT),
         "RASA_API_TOKEN": token,
         "ACTION_SERVER_TOKEN": secrets.token_hex(32),
