@@ -22,6 +22,7 @@ process can no longer save it; Rasa saves a turn in one transaction).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -76,8 +77,9 @@ class RasaClient:
         headers = {"X-Correlation-Id": correlation_id}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
-        try:
-            data = await self._conversation_request(
+
+        def post() -> Awaitable[Any]:
+            return self._conversation_request(
                 conversation_id,
                 "POST",
                 "/webhooks/gateway/webhook",
@@ -85,10 +87,13 @@ class RasaClient:
                 timeout=self._turn_timeout,
                 headers=headers,
             )
+
+        try:
+            data = await post()
         except UpstreamError as exc:
             if not exc.dropped:
                 raise
-            data = await self._after_a_dropped_turn(exc, conversation_id, correlation_id, body, headers)
+            data = await self._after_a_dropped_turn(exc, conversation_id, correlation_id, post)
         if not isinstance(data, list) or not all(isinstance(m, dict) for m in data):
             raise upstream_bad_response()
         return data
@@ -142,8 +147,7 @@ class RasaClient:
         error: UpstreamError,
         conversation_id: str,
         correlation_id: str,
-        body: dict[str, Any],
-        headers: dict[str, str],
+        post: Callable[[], Awaitable[Any]],
     ) -> Any:
         """The connection of a turn broke. A replica that still answers may still be running the
         turn: ``error`` stands (the visitor's retry goes through the replay). A replica that is gone
@@ -166,14 +170,7 @@ class RasaClient:
         replies = turn_from_tracker(await self.tracker(conversation_id), correlation_id)
         if replies is not None:
             return replies
-        return await self._conversation_request(
-            conversation_id,
-            "POST",
-            "/webhooks/gateway/webhook",
-            json=body,
-            timeout=self._turn_timeout,
-            headers=headers,
-        )
+        return await post()
 
     def _auth(self) -> dict[str, str]:
         return {"token": self._token} if self._token else {}
