@@ -94,11 +94,9 @@ async def _register(
 ) -> tuple[bool, str]:
     """Call ``setWebhook``; (registered, the line to print)."""
     # Imported here: the gateway package is heavy and only this command needs it.
-    from tandem.gateway.channels.outbound import BotTokenRedactor, PlatformError, TelegramBotApi
+    from tandem.gateway.channels.outbound import PlatformError, TelegramBotApi, redact_httpx_urls
 
-    httpx_log = logging.getLogger("httpx")  # httpx logs every request's URL, the token included
-    if not any(isinstance(f, BotTokenRedactor) for f in httpx_log.filters):
-        httpx_log.addFilter(BotTokenRedactor())
+    redact_httpx_urls()  # httpx logs every request's URL, the token included
     async with httpx.AsyncClient(timeout=timeout) as client:
         try:
             # One attempt: a 429 is reported, not slept through (the operator runs the command again).

@@ -23,6 +23,7 @@ import httpx
 from fastapi import FastAPI
 
 from tandem.gateway.agent_routes import install_agent_routes
+from tandem.gateway.channels.outbound import redact_httpx_urls
 from tandem.gateway.chat import install_chat_routes
 from tandem.gateway.console_routes import install_console_page
 from tandem.gateway.desk import Desk
@@ -82,6 +83,7 @@ def _state(
     )
     token = settings.rasa_api_token.get_secret_value() if settings.rasa_api_token else None
     metrics = GatewayMetrics()
+    redact_httpx_urls()  # the calls to Rasa's HTTP API carry its token as ?token= (httpx logs URLs)
     rasa = RasaClient(
         http,
         replicas=RasaReplicas(settings.rasa_url_list, log=log, up_gauge=metrics.rasa_replica_up),

@@ -33,7 +33,7 @@ from tandem.gateway.channels.dedupe import (
     RedisDedupeStore,
 )
 from tandem.gateway.channels.lanes import ConversationLanes
-from tandem.gateway.channels.outbound import BotTokenRedactor, SlackWebApi, TelegramBotApi
+from tandem.gateway.channels.outbound import SlackWebApi, TelegramBotApi, redact_httpx_urls
 from tandem.gateway.errors import GatewayError, UpstreamError
 from tandem.gateway.state import GatewayState
 from tandem.gateway.validation import check_text
@@ -164,7 +164,7 @@ def build_doors(
             TelegramBotApi(http, settings.telegram.telegram_api_base_url, token, PLATFORM_TIMEOUT_SECONDS),
         )
         # httpx logs every request URL at INFO, and the Bot API's URLs hold the token.
-        logging.getLogger("httpx").addFilter(BotTokenRedactor())
+        redact_httpx_urls()
     return Doors(slack, telegram, dedupe, callbacks, ConversationLanes(), id_secret, log)
 
 

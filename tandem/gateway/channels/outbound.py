@@ -35,6 +35,7 @@ __all__ = [
     "PlatformError",
     "SlackWebApi",
     "TelegramBotApi",
+    "redact_httpx_urls",
 ]
 
 DEFAULT_SLACK_API_BASE_URL = "https://slack.com/api"
@@ -49,21 +50,29 @@ Sleep = Callable[[float], Awaitable[None]]
 
 _log = logging.getLogger(__name__)
 _BOT_TOKEN_IN_URL = re.compile(r"/bot[0-9]+:[A-Za-z0-9_-]+")
+# Rasa's HTTP API takes its token in the query string (``/status?token=...``).
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"']+")
 
 
 class BotTokenRedactor(logging.Filter):
-    """Rewrites ``/bot<id>:<secret>`` in a log line to ``/bot<redacted>`` (httpx logs request URLs).
-
-    Install it where logging is configured: ``logging.getLogger("httpx").addFilter(BotTokenRedactor())``.
-    """
+    """Rewrites secrets in URLs of a log line (httpx logs request URLs at INFO): ``/bot<id>:<secret>``
+    (Telegram's Bot API) to ``/bot<redacted>``, ``?token=<secret>`` (Rasa's HTTP API) to
+    ``?token=<redacted>``. Install it with :func:`redact_httpx_urls`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "/bot" in message:
-            redacted = _BOT_TOKEN_IN_URL.sub("/bot<redacted>", message)
+        if "/bot" in message or "token=" in message:
+            redacted = _TOKEN_IN_QUERY.sub(r"\1<redacted>", _BOT_TOKEN_IN_URL.sub("/bot<redacted>", message))
             if redacted != message:
                 record.msg, record.args = redacted, ()
         return True
+
+
+def redact_httpx_urls() -> None:
+    """Put a :class:`BotTokenRedactor` on the ``httpx`` logger, once per process (idempotent)."""
+    httpx_log = logging.getLogger("httpx")
+    if not any(isinstance(f, BotTokenRedactor) for f in httpx_log.filters):
+        httpx_log.addFilter(BotTokenRedactor())
 
 
 class PlatformError(Exception):
