@@ -40,7 +40,6 @@ import argparse
 import asyncio
 import bisect
 import contextlib
-import itertools
 import json
 import os
 import random
@@ -70,7 +69,7 @@ from benchmarks.load.loadgen import (
     resolve_step,
     think_seconds,
 )
-from benchmarks.load.ordering import StoredEvent, read_events, stored_turns
+from benchmarks.load.ordering import StoredEvent, check_turns, read_events
 from benchmarks.load.stats import percentile
 
 RESULTS = Path(__file__).resolve().parent / "results" / "faults"
@@ -343,41 +342,15 @@ def check_history(sent: Sequence[Request], events: Iterable[StoredEvent]) -> Cou
     user events nobody can be matched to beyond the turns whose id the client never learnt
     (``unexpected``), turns whose events overlap in time (``concurrent``: a failed turn a dead
     replica was still running may overlap the next one), and more than one ``session_started``.
-    The kinds of :data:`VIOLATIONS` break the rule, those of :data:`NOTED` do not."""
-    stored, starts = stored_turns(events)
-    turns = [r for r in sent if r.is_turn]
-    by_id = {r.correlation_id: r for r in turns if r.correlation_id is not None}
-    unknown = sum(1 for r in turns if r.correlation_id is None)
-    found: Counter[str] = Counter()
-    seen: Counter[str] = Counter()
-    unmatched = 0
-    latest_ok = -1
-    for turn in stored:
-        client = by_id.get(turn.correlation_id) if turn.correlation_id is not None else None
-        if client is None or turn.correlation_id is None:
-            unmatched += 1
-            continue
-        seen[turn.correlation_id] += 1
-        if seen[turn.correlation_id] > 1:
-            found["duplicated" if client.ok else "failed_duplicated"] += 1
-            continue
-        if not client.ok:
-            found["failed_stored"] += 1
-            continue
-        if turn.text != client.text:
-            found["text_differs"] += 1
-        if client.index < latest_ok:
-            found["out_of_order"] += 1
-        latest_ok = max(latest_ok, client.index)
-        if tuple(turn.bot_texts) != client.reply_texts:
-            found["interleaved"] += 1
-    for r in turns:
-        if r.correlation_id is not None and not seen[r.correlation_id]:
-            found["missing" if r.ok else "failed_not_stored"] += 1
-    found["unexpected"] += max(0, unmatched - unknown)
-    found["concurrent"] += sum(1 for a, b in itertools.pairwise(stored) if b.first < a.last)
-    found["extra_session_start"] += max(0, starts - 1)
-    return +found
+    The kinds of :data:`VIOLATIONS` break the rule, those of :data:`NOTED` do not (the walk is
+    :func:`benchmarks.load.ordering.check_turns`'s, ``count_failed``; session openings are left out)."""
+    return check_turns(
+        [r for r in sent if r.is_turn],
+        events,
+        ok=lambda r: r.ok,
+        order=lambda r: r.index,
+        count_failed=True,
+    )
 
 
 def check_histories(
@@ -747,33 +720,23 @@ class Load:
             parsed = None
         return response.status_code, parsed, response.headers, None
 
-    async def open_session(self, client: httpx.AsyncClient, number: int) -> str | None:
-        sent = self.clock.now()
-        status, body, headers, transport = await self.post(client, "/api/v1/session", {"mode": "bearer"}, None)
-        outcome, code = classify_session(status, body, transport)
-        self.requests.append(
-            Request(
-                number,
-                -1,
-                "(session)",
-                sent,
-                self.clock.now(),
-                status,
-                outcome,
-                code,
-                error_shape(body),
-                retry_after=headers.get("retry-after") if headers is not None else None,
-            )
-        )
-        return str(body["token"]) if outcome == "ok" else None
-
-    async def turn(self, client: httpx.AsyncClient, number: int, index: int, token: str, text: str) -> Any:
-        """One turn, recorded; the bot's messages when it is OK (else None)."""
-        sent = self.clock.now()
-        body_in = {"payload": text} if text.startswith("/") else {"text": text}
-        status, body, headers, transport = await self.post(client, "/api/v1/messages", body_in, token)
-        outcome, code = classify(status, body, transport)
-        messages = body.get("messages") if outcome == "ok" and isinstance(body, dict) else None
+    def record(
+        self,
+        number: int,
+        index: int,
+        text: str,
+        sent: float,
+        status: int | None,
+        body: Any,
+        headers: httpx.Headers | None,
+        outcome: str,
+        code: str | None,
+        *,
+        turn: bool = False,
+        messages: Any = None,
+    ) -> None:
+        """Records a request answered now (what :meth:`post` returned, classified). A turn (``turn``)
+        also keeps the gateway's correlation id and the texts of the bot's ``messages``."""
         self.requests.append(
             Request(
                 number,
@@ -785,11 +748,27 @@ class Load:
                 outcome,
                 code,
                 error_shape(body),
-                correlation_id=headers.get("x-correlation-id") if headers is not None else None,
+                correlation_id=headers.get("x-correlation-id") if turn and headers is not None else None,
                 reply_texts=reply_texts(messages),
                 retry_after=headers.get("retry-after") if headers is not None else None,
             )
         )
+
+    async def open_session(self, client: httpx.AsyncClient, number: int) -> str | None:
+        sent = self.clock.now()
+        status, body, headers, transport = await self.post(client, "/api/v1/session", {"mode": "bearer"}, None)
+        outcome, code = classify_session(status, body, transport)
+        self.record(number, -1, "(session)", sent, status, body, headers, outcome, code)
+        return str(body["token"]) if outcome == "ok" else None
+
+    async def turn(self, client: httpx.AsyncClient, number: int, index: int, token: str, text: str) -> Any:
+        """One turn, recorded; the bot's messages when it is OK (else None)."""
+        sent = self.clock.now()
+        body_in = {"payload": text} if text.startswith("/") else {"text": text}
+        status, body, headers, transport = await self.post(client, "/api/v1/messages", body_in, token)
+        outcome, code = classify(status, body, transport)
+        messages = body.get("messages") if outcome == "ok" and isinstance(body, dict) else None
+        self.record(number, index, text, sent, status, body, headers, outcome, code, turn=True, messages=messages)
         return messages
 
     async def pause(self, seconds: float) -> None:

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from benchmarks.load.stats import Turn
 
@@ -99,10 +99,48 @@ def stored_turns(events: Iterable[StoredEvent]) -> tuple[list[StoredTurn], int]:
     return turns, starts
 
 
-def check_conversation(sent: Sequence[Turn], events: Iterable[StoredEvent]) -> Counter[str]:
-    """The violations of one conversation: ``sent`` are its client's turns, ``events`` its rows."""
+class SentTurn(Protocol):
+    """What :func:`check_turns` reads of a turn a client sent (a :class:`Turn`, a faults ``Request``)."""
+
+    @property
+    def correlation_id(self) -> str | None: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def reply_texts(self) -> tuple[str, ...]: ...
+
+
+S = TypeVar("S", bound=SentTurn)
+
+
+def check_turns(
+    sent: Sequence[S],
+    events: Iterable[StoredEvent],
+    *,
+    ok: Callable[[S], bool],
+    order: Callable[[S], int],
+    count_failed: bool = False,
+) -> Counter[str]:
+    """One conversation's stored history (``events``, its rows) against its client's turns (``sent``):
+    the kinds found, without the zero counts. ``ok(turn)``: the client got its answer; ``order(turn)``:
+    its position, stored turns must not go back in it (equal positions: any order among them).
+
+    A turn that got its answer is stored exactly once (else ``missing`` / ``duplicated``), with the
+    text sent (``text_differs``), in order (``out_of_order``), followed by the bot texts its client
+    got (``interleaved``). A failed turn may be stored or not, the two rules differ in the rest:
+
+    - ``count_failed`` False (the level check, :func:`check_conversation`): a failed turn stored is
+      checked for its text and its order like the others; its extra copies are ``duplicated``;
+    - ``count_failed`` True (the check under faults): a failed turn stored once is only counted
+      (``failed_stored``, so it is not checked for text nor order, nor does it move the order on),
+      not stored ``failed_not_stored``, stored more than once ``failed_duplicated``.
+
+    Turns whose correlation id the client never learnt (no answer) may each account for one user
+    event nobody else matches (beyond those: ``unexpected``)."""
     stored, starts = stored_turns(events)
-    violations: Counter[str] = Counter()
+    found: Counter[str] = Counter()
     by_id = {t.correlation_id: t for t in sent if t.correlation_id is not None}
     # Turns whose correlation id the client never learnt (no answer): allowed to be stored or not.
     unknown = sum(1 for t in sent if t.correlation_id is None)
@@ -114,25 +152,43 @@ def check_conversation(sent: Sequence[Turn], events: Iterable[StoredEvent]) -> C
         if client is None or turn.correlation_id is None:
             unmatched += 1
             continue
+        answered = ok(client)
         seen[turn.correlation_id] += 1
         if seen[turn.correlation_id] > 1:
-            violations["duplicated"] += 1
+            found["failed_duplicated" if count_failed and not answered else "duplicated"] += 1
+            continue
+        if count_failed and not answered:
+            found["failed_stored"] += 1
             continue
         if turn.text != client.text:
-            violations["text_differs"] += 1
-        burst = client.burst if client.burst is not None else client.index
-        if burst < latest:
-            violations["out_of_order"] += 1
-        latest = max(latest, burst)
-        if client.error is None and tuple(turn.bot_texts) != client.reply_texts:
-            violations["interleaved"] += 1
-    violations["unexpected"] += max(0, unmatched - unknown)
-    violations["missing"] += sum(
-        1 for t in sent if t.error is None and t.correlation_id is not None and not seen[t.correlation_id]
+            found["text_differs"] += 1
+        position = order(client)
+        if position < latest:
+            found["out_of_order"] += 1
+        latest = max(latest, position)
+        if answered and tuple(turn.bot_texts) != client.reply_texts:
+            found["interleaved"] += 1
+    for t in sent:
+        if t.correlation_id is not None and not seen[t.correlation_id]:
+            if ok(t):
+                found["missing"] += 1
+            elif count_failed:
+                found["failed_not_stored"] += 1
+    found["unexpected"] += max(0, unmatched - unknown)
+    found["concurrent"] += sum(1 for a, b in itertools.pairwise(stored) if b.first < a.last)
+    found["extra_session_start"] += max(0, starts - 1)
+    return +found  # without the zero counts
+
+
+def check_conversation(sent: Sequence[Turn], events: Iterable[StoredEvent]) -> Counter[str]:
+    """The violations of one conversation: ``sent`` are its client's turns, ``events`` its rows.
+    A turn is ordered by its burst (its index when it has none); a failed turn may be stored or not."""
+    return check_turns(
+        sent,
+        events,
+        ok=lambda t: t.error is None,
+        order=lambda t: t.burst if t.burst is not None else t.index,
     )
-    violations["concurrent"] += sum(1 for a, b in itertools.pairwise(stored) if b.first < a.last)
-    violations["extra_session_start"] += max(0, starts - 1)
-    return +violations  # without the zero counts
 
 
 def check_level(

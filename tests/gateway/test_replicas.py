@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -517,10 +517,28 @@ class Dropper:
             await self.server.wait_closed()
 
 
+StartDropper = Callable[..., Awaitable[Dropper]]  # the ``start_dropper`` fixture: ``await start_dropper(alive=...)``
+
+
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient() as client:
         yield client
+
+
+@pytest.fixture
+async def start_dropper() -> AsyncIterator[StartDropper]:
+    """Start a :class:`Dropper` (``await start_dropper(alive=...)``); each one is stopped after the test."""
+    started: list[Dropper] = []
+
+    async def start(*, alive: bool) -> Dropper:
+        dropper = await Dropper(alive=alive).start()
+        started.append(dropper)
+        return dropper
+
+    yield start
+    for dropper in started:
+        await dropper.stop()
 
 
 def _through_dropper(
@@ -533,55 +551,46 @@ def _through_dropper(
 
 
 async def test_a_turn_whose_replica_dies_under_it_is_answered_by_another(
-    pair: list[Replica], http: httpx.AsyncClient
+    pair: list[Replica], http: httpx.AsyncClient, start_dropper: StartDropper
 ) -> None:
-    dropper = await Dropper(alive=False).start()
-    try:
-        rasa, replicas, conversation = _through_dropper(http, pair, dropper)
-        replies = await rasa.send(conversation, "hello", correlation_id="turn-1", client_key="k")
-        assert [r.get("text") for r in replies] == ["You said 5 characters."]
-        # The dead replica got the turn (and its probe); it is down, and the turn ran once, elsewhere.
-        assert dropper.requests[0].startswith("POST /webhooks/gateway/webhook")
-        assert not replicas.is_up(1) and replicas.pick(conversation) == 0
-        assert pair[0].turns(conversation) == ["hello"]
-        # The tracker was read first: had the dead replica saved the turn, its answer would be used.
-        calls = [c["path"] for c in pair[0].conversation_calls()]
-        assert calls == [f"/conversations/{conversation}/tracker", "/webhooks/gateway/webhook"]
-    finally:
-        await dropper.stop()
+    dropper = await start_dropper(alive=False)
+    rasa, replicas, conversation = _through_dropper(http, pair, dropper)
+    replies = await rasa.send(conversation, "hello", correlation_id="turn-1", client_key="k")
+    assert [r.get("text") for r in replies] == ["You said 5 characters."]
+    # The dead replica got the turn (and its probe); it is down, and the turn ran once, elsewhere.
+    assert dropper.requests[0].startswith("POST /webhooks/gateway/webhook")
+    assert not replicas.is_up(1) and replicas.pick(conversation) == 0
+    assert pair[0].turns(conversation) == ["hello"]
+    # The tracker was read first: had the dead replica saved the turn, its answer would be used.
+    calls = [c["path"] for c in pair[0].conversation_calls()]
+    assert calls == [f"/conversations/{conversation}/tracker", "/webhooks/gateway/webhook"]
 
 
 async def test_a_turn_the_dead_replica_had_saved_is_not_sent_again(
-    pair: list[Replica], http: httpx.AsyncClient
+    pair: list[Replica], http: httpx.AsyncClient, start_dropper: StartDropper
 ) -> None:
-    dropper = await Dropper(alive=False).start()
-    try:
-        rasa, _, conversation = _through_dropper(http, pair, dropper)
-        # What the dead replica saved before dying: the tracker (shared) holds the turn's answer.
-        user = {"event": "user", "text": "hello", "timestamp": time.time(), "metadata": {"correlation_id": "turn-2"}}
-        pair[0].fake.events.setdefault(conversation, []).append(user)
-        pair[0].fake.log_bot(conversation, [{"text": "Saved before the crash."}], time.time())
-        replies = await rasa.send(conversation, "hello", correlation_id="turn-2", client_key="k")
-        assert [r.get("text") for r in replies] == ["Saved before the crash."]
-        assert pair[0].turns(conversation) == []  # never sent a second time
-    finally:
-        await dropper.stop()
+    dropper = await start_dropper(alive=False)
+    rasa, _, conversation = _through_dropper(http, pair, dropper)
+    # What the dead replica saved before dying: the tracker (shared) holds the turn's answer.
+    user = {"event": "user", "text": "hello", "timestamp": time.time(), "metadata": {"correlation_id": "turn-2"}}
+    pair[0].fake.events.setdefault(conversation, []).append(user)
+    pair[0].fake.log_bot(conversation, [{"text": "Saved before the crash."}], time.time())
+    replies = await rasa.send(conversation, "hello", correlation_id="turn-2", client_key="k")
+    assert [r.get("text") for r in replies] == ["Saved before the crash."]
+    assert pair[0].turns(conversation) == []  # never sent a second time
 
 
 async def test_a_dropped_turn_on_a_replica_that_still_answers_is_not_sent_elsewhere(
-    pair: list[Replica], http: httpx.AsyncClient
+    pair: list[Replica], http: httpx.AsyncClient, start_dropper: StartDropper
 ) -> None:
-    dropper = await Dropper(alive=True).start()
-    try:
-        rasa, replicas, conversation = _through_dropper(http, pair, dropper)
-        with pytest.raises(UpstreamError) as caught:
-            await rasa.send(conversation, "hello", correlation_id="turn-3", client_key="k")
-        assert caught.value.code == "upstream_unavailable" and caught.value.delivered
-        # It may still be running the turn there: not resent, the replica stays.
-        assert replicas.is_up(1) and pair[0].turns(conversation) == []
-        assert any(r.startswith("GET /status") for r in dropper.requests)
-    finally:
-        await dropper.stop()
+    dropper = await start_dropper(alive=True)
+    rasa, replicas, conversation = _through_dropper(http, pair, dropper)
+    with pytest.raises(UpstreamError) as caught:
+        await rasa.send(conversation, "hello", correlation_id="turn-3", client_key="k")
+    assert caught.value.code == "upstream_unavailable" and caught.value.delivered
+    # It may still be running the turn there: not resent, the replica stays.
+    assert replicas.is_up(1) and pair[0].turns(conversation) == []
+    assert any(r.startswith("GET /status") for r in dropper.requests)
 
 
 async def test_httpx_request_lines_to_rasa_never_hold_the_token(

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from benchmarks.load import report
+from benchmarks.load.faults import Request, check_history
 from benchmarks.load.loadgen import (
     Button,
     GatewayChannelTarget,
@@ -22,7 +23,7 @@ from benchmarks.load.loadgen import (
     run_level,
     think_seconds,
 )
-from benchmarks.load.ordering import StoredEvent, check_conversation, check_level, stored_turns
+from benchmarks.load.ordering import StoredEvent, check_conversation, check_level, check_turns, stored_turns
 from benchmarks.load.procstat import Stat, main_roles, process_tree
 from benchmarks.load.stats import Turn
 
@@ -128,6 +129,53 @@ def test_a_turn_the_client_gave_up_on_may_be_stored_or_not() -> None:
     assert check_conversation(sent, skipped.rows) == {}
     errored = [_sent(0, "hi", ("Hello!",)), _sent(1, "bye", (), error="status_502")]
     assert check_conversation(errored, History().start().turn("c0", "hi", "Hello!").rows) == {}
+
+
+def test_the_level_rule_and_the_faults_rule_differ_on_a_failed_turn_stored_once() -> None:
+    # One history, two rules (one walk, check_turns): turn 1 failed (a 502: the client knows its
+    # correlation id) yet Rasa stored it once, with a reply its client never got.
+    stored = History().start().turn("c0", "hi", "Hello!").turn("c1", "slow", "Sorry.").turn("c2", "bye", "Bye!")
+    level = [_sent(0, "hi", ("Hello!",)), _sent(1, "slow", (), error="status_502"), _sent(2, "bye", ("Bye!",))]
+    assert level[1].correlation_id == "c1"
+    assert check_conversation(level, stored.rows) == {}
+
+    def request(index: int, text: str, outcome: str, replies: tuple[str, ...] = ()) -> Request:
+        status = 200 if outcome == "ok" else 502
+        return Request(
+            0,
+            index,
+            text,
+            float(index),
+            index + 0.5,
+            status,
+            outcome,
+            None,
+            outcome != "ok",
+            correlation_id=f"c{index}",
+            reply_texts=replies,
+        )
+
+    faults = [
+        Request(0, -1, "(session)", 0.0, 0.1, 201, "ok", None, False),  # a session opening: not a turn
+        request(0, "hi", "ok", ("Hello!",)),
+        request(1, "slow", "retryable"),
+        request(2, "bye", "ok", ("Bye!",)),
+    ]
+    assert check_history(faults, stored.rows) == {"failed_stored": 1}
+
+    # The same walk called directly: only count_failed tells the two rules apart.
+    def ok(t: Turn) -> bool:
+        return t.error is None
+
+    def order(t: Turn) -> int:
+        return t.index
+
+    assert check_turns(level, stored.rows, ok=ok, order=order) == {}
+    assert check_turns(level, stored.rows, ok=ok, order=order, count_failed=True) == {"failed_stored": 1}
+    # Not stored at all: nothing for the level rule, only counted under faults.
+    skipped = History().start().turn("c0", "hi", "Hello!").turn("c2", "bye", "Bye!")
+    assert check_conversation(level, skipped.rows) == {}
+    assert check_history(faults, skipped.rows) == {"failed_not_stored": 1}
 
 
 def test_a_level_sums_the_conversations_and_skips_sessions_without_a_sender() -> None:
