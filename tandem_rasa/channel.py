@@ -9,7 +9,10 @@ door (website, Slack, Telegram) ends in the gateway, which verifies its callers 
     {"sender": "<conversation id>", "message": "<text>",
      "metadata": {"channel": "website", "client": "<opaque key>", "correlation_id": "<turn id>"}}
 
-and gets the bot's messages as a JSON list, like the REST channel. Without the token (compared in
+and gets the bot's messages as a JSON list, like the REST channel; a turn that fails (the tracker
+store, the lock store or the action server unreachable) answers ``500 {"error": "turn_failed"}``
+and saves nothing, where the REST channel would answer 200 with whatever was said before the
+failure (tandem_rasa/action_calls.py). Without the token (compared in
 constant time) the answer is 401 and nothing runs. The metadata is reduced to the known keys with
 short printable string values (:func:`tandem.conversation.metadata.clean_metadata`, which the
 actions read it with too), so the tracker never stores what a caller invents.
@@ -35,7 +38,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from tandem.conversation.metadata import clean_metadata
-from tandem_rasa import speedups
+from tandem_rasa import action_calls, speedups
+from tandem_rasa.action_calls import ActionServerUnreachable
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +47,9 @@ MAX_BODY_BYTES = 256 * 1024  # a backstop: the gateway caps messages far lower
 MAX_SENDER_CHARS = 128
 MAX_MESSAGE_CHARS = 20_000
 MIN_TOKEN_CHARS = 16
+# The answer to a turn that did not finish: nothing of it was saved, the gateway may let the
+# customer send it again (tandem/gateway/upstream.py: 503 turn_failed).
+TURN_FAILED = "turn_failed"
 
 
 def _error(status: int, code: str) -> HTTPResponse:
@@ -72,6 +79,7 @@ class GatewayInput(InputChannel):
         # Rasa builds its channels once at start: the moment to install the speed-ups of
         # tandem_rasa/speedups.py (work Rasa repeats on every action call, done once).
         speedups.install()
+        action_calls.install()
         return cls(str((credentials or {}).get("token") or ""))
 
     def parse(self, request: Request) -> dict[str, Any] | None:
@@ -123,8 +131,18 @@ class GatewayInput(InputChannel):
             except CancelledError:
                 # The text is not logged: it may hold personal data.
                 logger.error("gateway turn timed out (correlation_id=%s)", metadata.get("correlation_id"))
+                return _error(500, TURN_FAILED)
+            except ActionServerUnreachable as error:
+                logger.error(
+                    "gateway turn failed unsaved: %s (correlation_id=%s)", error, metadata.get("correlation_id")
+                )
+                return _error(500, TURN_FAILED)
             except Exception:
+                # The tracker store, the lock store or the NLU failed: the turn's events were not
+                # saved (Rasa saves them at the end, in one transaction). Rasa's REST channel would
+                # answer 200 with the messages collected so far: a reply the history never holds.
                 logger.exception("gateway turn failed (correlation_id=%s)", metadata.get("correlation_id"))
+                return _error(500, TURN_FAILED)
             return response.json(collector.messages)
 
         return webhook

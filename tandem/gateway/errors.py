@@ -42,8 +42,10 @@ class UpstreamError(GatewayError):
     False only when the request certainly never left (connection refused, connect timeout).
     """
 
-    def __init__(self, kind: str, status: int, code: str, message: str, *, delivered: bool = True) -> None:
-        super().__init__(status, code, message, reason=f"upstream_{kind}")
+    def __init__(
+        self, kind: str, status: int, code: str, message: str, *, delivered: bool = True, retry_after: int | None = None
+    ) -> None:
+        super().__init__(status, code, message, retry_after=retry_after, reason=f"upstream_{kind}")
         self.kind = kind
         self.delivered = delivered
         # The connection broke while the request was out (Rasa may or may not have run it): the
@@ -68,6 +70,19 @@ def upstream_unavailable(*, delivered: bool = True) -> UpstreamError:
         "upstream_unavailable",
         "The assistant is not available right now. Please try again in a few minutes.",
         delivered=delivered,
+    )
+
+
+def upstream_turn_failed() -> UpstreamError:
+    """Rasa could not finish the turn (a store or the action server failed) and saved nothing of it:
+    the message may be sent again as it is (``delivered=False``: a retry runs it)."""
+    return UpstreamError(
+        "turn_failed",
+        503,
+        "turn_failed",
+        "The assistant could not answer that message just now. Please send it again in a moment.",
+        delivered=False,
+        retry_after=2,
     )
 
 

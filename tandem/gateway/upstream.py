@@ -28,9 +28,18 @@ from urllib.parse import quote
 
 import httpx
 
-from tandem.gateway.errors import UpstreamError, upstream_bad_response, upstream_timeout, upstream_unavailable
+from tandem.gateway.errors import (
+    UpstreamError,
+    upstream_bad_response,
+    upstream_timeout,
+    upstream_turn_failed,
+    upstream_unavailable,
+)
 from tandem.gateway.messages import turn_from_tracker
 from tandem.gateway.replicas import RasaReplicas
+
+# The error code of Rasa's gateway channel for a turn that failed unsaved (tandem_rasa/channel.py).
+TURN_FAILED = "turn_failed"
 
 # What a header value may hold of a conversation id as it is (the rest is percent-encoded).
 _HEADER_SAFE = "!#$&'()*+,/:;=?@[]~"
@@ -232,6 +241,10 @@ class RasaClient:
             raise upstream_unavailable(delivered=False)
         if response.status_code == 504:
             raise upstream_unavailable()
+        if response.status_code == 500 and _error_code(response) == TURN_FAILED:
+            # Rasa's channel: the turn failed and nothing of it was saved. The replica is not down
+            # (a store or the action server failed); the visitor may send the message again.
+            raise upstream_turn_failed()
         if response.status_code != 200:
             raise upstream_bad_response()
         # It answered: a replica counted down (they all were, so it was picked anyway) is back.
@@ -280,3 +293,13 @@ class RasaClient:
             return response.json()
         except ValueError:
             return None
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    """The ``error`` of a JSON error body (``{"error": "<code>"}``), else None."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("error") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else None

@@ -75,6 +75,9 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
             "GATEWAY_PORT": str(free_port()),
             "RASA_HEALTH_INTERVAL_SECONDS": "1",
             "EXPIRE_HOLDS_EVERY_SECONDS": "30",
+            # One test client opens every session and retries failed turns.
+            "GATEWAY_RATE_LIMIT_NEW_SESSION": "100/minute",
+            "GATEWAY_RATE_LIMIT_SESSION": "600/minute",
         }
         for name in ("TANDEM_MODE", "TRACKER_DB_URL", "TRACKER_DB_DIALECT", "LOCK_STORE_TYPE", "LOCK_STORE_HOST"):
             env.pop(name, None)  # derived by scripts/env.sh from the two URLs
@@ -182,3 +185,59 @@ def test_production_mode_serves_conversations_through_a_replica_kill(production:
     assert len(histories) == SESSIONS, histories
     for history in histories.values():
         assert history == [message for message, _ in FORM], history
+
+
+def test_a_turn_without_its_action_server_fails_clearly_and_is_answered_when_sent_again(
+    production: dict[str, Any],
+) -> None:
+    """Both action servers die (SIGKILL); the supervisor starts them again. A turn meanwhile is a
+    retryable 503 ``turn_failed`` (Rasa alone would answer 200 with nothing and save the failed
+    turn); nothing of it is saved; sent again once the servers are back, it is answered, and each
+    conversation's history holds each message once."""
+    env, process, log = production["env"], production["process"], production["log"]
+    action_ports = [int(env["ACTION_PORT"]) + i for i in range(2)]
+    gateway = f"http://127.0.0.1:{env['GATEWAY_PORT']}"
+
+    def refused(port: int) -> bool:
+        with socket.socket() as s:
+            s.settimeout(1)
+            return s.connect_ex(("127.0.0.1", port)) != 0
+
+    with httpx.Client(base_url=gateway, timeout=90) as client:
+        sessions = []
+        for _ in range(3):
+            token = client.post("/api/v1/session", json={"mode": "bearer"}).json()["token"]
+            sessions.append({"Authorization": f"Bearer {token}"})
+        message, expected = FORM[0]
+        victims = [pid for pid, _, port in listening_of(process.pid) if port in action_ports]
+        assert len(victims) == 2
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        _wait_for(lambda: all(refused(port) for port in action_ports), process, log, 10)
+        replies = [client.post("/api/v1/messages", json={"text": message}, headers=h) for h in sessions]
+        for reply in replies:
+            if reply.status_code != 200:
+                assert reply.status_code == 503, reply.text
+                error = reply.json()["error"]
+                assert error["code"] == "turn_failed" and reply.headers["Retry-After"] == str(error["retry_after"])
+        # The first turn surely found no action server (the supervisor waits a second before starting one).
+        assert replies[0].status_code == 503, [r.status_code for r in replies]
+        # Sent again until answered (what the widget's retry does, after Retry-After): each once.
+        deadline = time.monotonic() + 240
+        for headers, reply in zip(sessions, replies, strict=True):
+            while reply.status_code != 200:
+                assert reply.status_code == 503, f"{reply.text}\n{log.read_text()[-4000:]}"
+                assert time.monotonic() < deadline, log.read_text()[-4000:]
+                time.sleep(int(reply.headers["Retry-After"]))
+                reply = client.post("/api/v1/messages", json={"text": message}, headers=headers)
+            assert expected in _texts(reply)
+            follow = client.post("/api/v1/messages", json={"text": FORM[1][0]}, headers=headers)
+            assert FORM[1][1] in _texts(follow)
+
+        for headers in sessions:
+            history = client.get("/api/v1/history", headers=headers).json()["messages"]
+            users = [m["text"] for m in history if m["role"] == "user"]
+            assert users == [FORM[0][0], FORM[1][0]], users
+            bots = " ".join(m["text"] or "" for m in history if m["role"] == "bot")
+            assert expected in bots and FORM[1][1] in bots
+    assert "actions:0" in log.read_text() and "starting it again" in log.read_text()

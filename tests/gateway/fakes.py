@@ -144,6 +144,8 @@ class FakeRasa:
                 return JSONResponse({"message": "Traceback (most recent call last): secret internals"}, 500)
             if self.mode == "unavailable":
                 return PlainTextResponse("bad gateway", 502)
+            if self.mode == "turn_failed":  # tandem_rasa/channel.py: the turn failed, nothing saved
+                return JSONResponse({"error": "turn_failed"}, 500)
             if self.mode == "garbage":
                 return PlainTextResponse("<html>definitely not JSON</html>", 200)
             sender, message = body["sender"], body["message"]
@@ -180,6 +182,8 @@ class FakeRasa:
                 return JSONResponse({"message": "unauthorized"}, 401)
             if self.mode == "unavailable":
                 return PlainTextResponse("bad gateway", 502)
+            if self.mode == "turn_failed":  # tandem_rasa/channel.py: the turn failed, nothing saved
+                return JSONResponse({"error": "turn_failed"}, 500)
             sender = request.path_params["sender"]
             body = await request.json()
             for event in body if isinstance(body, list) else [body]:
@@ -193,6 +197,8 @@ class FakeRasa:
                 return JSONResponse({"message": "unauthorized"}, 401)
             if self.mode == "unavailable":
                 return PlainTextResponse("bad gateway", 502)
+            if self.mode == "turn_failed":  # tandem_rasa/channel.py: the turn failed, nothing saved
+                return JSONResponse({"error": "turn_failed"}, 500)
             sender = request.path_params["sender"]
             body = await request.json()
             self.triggers.append({"sender": sender, "name": body.get("name"), "entities": body.get("entities")})

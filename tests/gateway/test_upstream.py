@@ -18,6 +18,7 @@ from .fakes import FakeRasa
         ("error", 502, "upstream_error"),
         ("garbage", 502, "upstream_error"),
         ("unavailable", 503, "upstream_unavailable"),
+        ("turn_failed", 503, "turn_failed"),
     ],
 )
 async def test_upstream_failures_become_clear_messages(
@@ -33,11 +34,32 @@ async def test_upstream_failures_become_clear_messages(
     assert "secret internals" not in response.text and "html" not in response.text
     assert response.headers["X-Correlation-Id"] == fake.requests[-1]["headers"]["x-correlation-id"]
     metrics = (await client.get("/metrics")).text
-    kind = {"slow": "timeout", "error": "bad_response", "garbage": "bad_response", "unavailable": "unavailable"}[mode]
+    kinds = {"slow": "timeout", "error": "bad_response", "garbage": "bad_response", "unavailable": "unavailable"}
+    kind = {**kinds, "turn_failed": "turn_failed"}[mode]
     assert f'tandem_gateway_upstream_errors_total{{kind="{kind}"}} 1.0' in metrics
     # Once Rasa is back, the same session carries on.
     fake.mode = "ok"
     assert (await say(client, text="hello")).status_code == 200
+
+
+async def test_a_turn_rasa_failed_unsaved_is_retryable_and_runs_again(
+    client: httpx.AsyncClient, fake: FakeRasa
+) -> None:
+    """Rasa's channel answers 500 turn_failed when a store or the action server failed and nothing
+    of the turn was saved: the visitor gets 503 turn_failed with Retry-After, the replica stays up,
+    and the same message (same client_message_id) is sent to Rasa again, not replayed as failed."""
+    await start_session(client)
+    fake.mode = "turn_failed"
+    failed = await say(client, text="hello", client_message_id="message-0001")
+    assert failed.status_code == 503 and failed.json()["error"]["code"] == "turn_failed"
+    assert failed.headers["Retry-After"] == "2" and failed.json()["error"]["retry_after"] == 2
+    assert len(fake.requests) == 1  # one replica, not marked down: no second attempt elsewhere
+    metrics = (await client.get("/metrics")).text
+    assert 'tandem_gateway_rasa_replica_up{replica="0"} 1.0' in metrics
+    fake.mode = "ok"
+    again = await say(client, text="hello", client_message_id="message-0001")
+    assert again.status_code == 200 and again.json()["messages"][0]["text"] == "You said 5 characters."
+    assert [r["body"]["message"] for r in fake.requests] == ["hello", "hello"]
 
 
 async def test_rasa_not_running_is_503(settings_for: Any, client_for: Any, closed_port_url: str) -> None:
