@@ -79,17 +79,9 @@ if [ -n "${LLM_MODEL:-}" ]; then
 else
   echo "==> fallback mode: no LLM configured (LLM_MODEL unset): knowledge-base retrieval, clarification, human handoff"
 fi
-# Every server is supervised: one that exits after it came up is started again (the others keep
-# serving; with replicas the gateway routes around a dead one meanwhile). Ctrl-C stops everything.
-declare -A role_of=() started_at=()
-start() {  # start ROLE LOG COMMAND...: run in the background (appending to LOG), remember it
-  local role=$1 log=$2
-  shift 2
-  "$@" >>"$log" 2>&1 &
-  pids+=($!)
-  role_of[$!]=$role
-  started_at[$!]=$SECONDS
-}
+# Every server is supervised (scripts/supervise.sh): one that exits after it came up is started
+# again (the others keep serving; with replicas the gateway routes around a dead one meanwhile).
+. scripts/supervise.sh
 rm -f var/log/rasa*.log var/log/actions*.log var/log/gateway.log var/log/expire-holds.log  # this run's logs only
 action_log() { if [ "$ACTION_REPLICAS" -gt 1 ]; then echo "var/log/actions-$1.log"; else echo var/log/actions.log; fi; }
 rasa_log() { if [ "$RASA_REPLICAS" -gt 1 ]; then echo "var/log/rasa-$1.log"; else echo var/log/rasa.log; fi; }
@@ -173,22 +165,4 @@ cat <<MSG
   Ctrl-C stops everything.
 
 MSG
-declare -A restarts=()
-while [ ${#pids[@]} -gt 0 ]; do
-  status=0 ended=
-  wait -n -p ended "${pids[@]}" || status=$?
-  role=${role_of[$ended]:-}
-  [ -n "$role" ] || continue
-  remaining=()
-  for pid in "${pids[@]}"; do [ "$pid" = "$ended" ] || remaining+=("$pid"); done
-  pids=("${remaining[@]}")
-  unset "role_of[$ended]"
-  n=$((${restarts[$role]:-0} + 1))
-  if [ $((SECONDS - ${started_at[$ended]:-0})) -gt 60 ]; then n=1; fi  # it had been up: no back-off
-  restarts[$role]=$n
-  unset "started_at[$ended]"
-  delay=$((n < 6 ? 1 << (n - 1) : 30))  # 1, 2, 4, 8, 16, then 30 s between attempts
-  echo "==> $role (pid $ended) exited with status $status; starting it again in $delay s (restart $n)" >&2
-  sleep "$delay"
-  restart "$role"
-done
+supervise
