@@ -18,8 +18,8 @@ faults:
 - ``redis-restart``: ``redis-cli shutdown nosave``, then ``redis-server`` with the arguments it ran
   with (from ``CONFIG GET``; the flags of .ci/run as a fallback);
 - ``postgres-restart``: ``pg_ctlcluster <version> main restart``;
-- ``llm-hang`` (optional): the LLM endpoint (a local fake, configured for the whole run when this
-  fault is asked for) accepts requests and never answers, for the phase less the lead and a window.
+- ``llm-hang``: the LLM endpoint (a local fake, configured for the whole run when this fault is
+  asked for) accepts requests and never answers, for the phase less the lead and a window.
 
 Redis and PostgreSQL are started again at the end whatever happens (an error, Ctrl-C).
 
@@ -73,10 +73,9 @@ from benchmarks.load.ordering import StoredEvent, check_turns, read_events
 from benchmarks.load.stats import percentile
 
 RESULTS = Path(__file__).resolve().parent / "results" / "faults"
-FAULTS = ("rasa-kill", "actions-restart", "redis-restart", "postgres-restart")
-# Optional (not in the default list): the LLM endpoint accepts connections and never answers. With
-# it in --faults the whole run has an LLM (a local fake that answers at once until the fault).
-OPTIONAL_FAULTS = ("llm-hang",)
+# With llm-hang in --faults the whole run has an LLM (a local fake that answers at once until the
+# fault makes it accept connections and never answer).
+FAULTS = ("rasa-kill", "actions-restart", "redis-restart", "postgres-restart", "llm-hang")
 # The step of the booking script nobody understands: the fallback chain (and its LLM) answers it.
 FALLBACK_STEP = "asdf qwerty"
 LEAD_SECONDS = 10.0  # load before the fault, in each phase
@@ -1036,10 +1035,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--render", action="store_true", help="only redo table.md and timeline.png from results.json")
     args = parser.parse_args(argv)
     args.faults = str(args.faults).replace(",", " ").split()
-    known = FAULTS + OPTIONAL_FAULTS
-    unknown = [f for f in args.faults if f not in known]
+    unknown = [f for f in args.faults if f not in FAULTS]
     if unknown or not args.faults:
-        parser.error(f"--faults: one or more of {', '.join(known)} (not {', '.join(unknown) or 'none'})")
+        parser.error(f"--faults: one or more of {', '.join(FAULTS)} (not {', '.join(unknown) or 'none'})")
     if args.sessions < 1:
         parser.error("--sessions: 1 or more")
     if args.phase_seconds < LEAD_SECONDS + WINDOW_SECONDS:
