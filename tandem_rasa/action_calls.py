@@ -10,8 +10,8 @@ its validation never ran, so the saved conversation is not where the customer th
 :func:`install` wraps ``RemoteAction.run``: when the call fails because the action server could not
 be reached (connection refused or dropped, no answer within Rasa's request timeout) or answered
 that it cannot serve (HTTP 429, 502, 503, 504), it raises :class:`ActionServerUnreachable`. That is
-a ``BaseException`` on purpose: the processor's ``except Exception`` lets it through, so nothing of
-the turn is saved (Rasa saves a turn's events only at its end, in one transaction), the
+a ``BaseException`` on purpose (tandem_rasa/failures.py): the processor's ``except Exception`` lets
+it through, so nothing of the turn is saved (Rasa saves a turn's events only at its end, in one transaction), the
 conversation's lock is released by its ``finally``, and the gateway channel answers the gateway
 ``500 {"error": "turn_failed"}``, which the customer sees as a retryable ``503 turn_failed``.
 Sending the message again once the action server is back runs the turn from where the
@@ -39,6 +39,8 @@ import aiohttp
 from rasa.core.actions.action import RemoteAction
 from rasa.shared.exceptions import RasaException
 
+from tandem_rasa.failures import TurnFailed
+
 logger = logging.getLogger(__name__)
 
 # What an action server (or a proxy in front of it) answers when it cannot serve right now.
@@ -47,10 +49,11 @@ UNAVAILABLE_STATUSES = frozenset({429, 502, 503, 504})
 _MARK = "_tandem_fails_the_turn"
 
 
-class ActionServerUnreachable(BaseException):
+class ActionServerUnreachable(TurnFailed):
     """The action server could not run an action of this turn: the turn must not be saved.
 
-    Not an ``Exception``: Rasa's processor catches those from actions and carries on.
+    Not an ``Exception`` (tandem_rasa/failures.py): Rasa's processor catches those from actions and
+    carries on.
     """
 
     def __init__(self, action: str, reason: str) -> None:

@@ -12,7 +12,7 @@ door (website, Slack, Telegram) ends in the gateway, which verifies its callers 
 and gets the bot's messages as a JSON list, like the REST channel; a turn that fails (the tracker
 store, the lock store or the action server unreachable) answers ``500 {"error": "turn_failed"}``
 and saves nothing, where the REST channel would answer 200 with whatever was said before the
-failure (tandem_rasa/action_calls.py). Without the token (compared in
+failure (tandem_rasa/failures.py). Without the token (compared in
 constant time) the answer is 401 and nothing runs. The metadata is reduced to the known keys with
 short printable string values (:func:`tandem.conversation.metadata.clean_metadata`, which the
 actions read it with too), so the tracker never stores what a caller invents.
@@ -39,7 +39,7 @@ from sanic.response import HTTPResponse
 
 from tandem.conversation.metadata import clean_metadata
 from tandem_rasa import action_calls, speedups
-from tandem_rasa.action_calls import ActionServerUnreachable
+from tandem_rasa.failures import TurnFailed
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class GatewayInput(InputChannel):
                 # The text is not logged: it may hold personal data.
                 logger.error("gateway turn timed out (correlation_id=%s)", metadata.get("correlation_id"))
                 return _error(500, TURN_FAILED)
-            except ActionServerUnreachable as error:
+            except TurnFailed as error:
                 logger.error(
                     "gateway turn failed unsaved: %s (correlation_id=%s)", error, metadata.get("correlation_id")
                 )

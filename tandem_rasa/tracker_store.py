@@ -34,6 +34,12 @@ store can be switched back and forth without a migration.
    other instead of colliding. The table and rows stay Rasa's own: Rasa's store never sees an
    extra index. SQLite gets none: the embedded mode runs one process with few conversations, and
    another index would bring back write work that point 1 removed.
+5. **A failed read or write fails the turn.** Rasa wraps every tracker store in a
+   ``FailSafeTrackerStore``, which answers a failed ``retrieve`` with a fresh tracker and keeps the
+   tracker of a failed ``save`` in the process's memory: under a database restart, turns answered
+   and never stored. Both raise :class:`TrackerStoreFailed` (a ``BaseException``, which that
+   wrapper lets through) instead: the turn ends unsaved with a retryable error
+   (tandem_rasa/failures.py).
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
+
+from tandem_rasa.failures import TurnFailed
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +115,15 @@ def create_postgresql_indexes(engine: sa.engine.Engine, table: str) -> list[str]
     return missing
 
 
+class TrackerStoreFailed(TurnFailed):
+    """The database failed during a retrieve or a save: the turn ends unsaved (tandem_rasa/failures.py)."""
+
+    def __init__(self, operation: str, error: Exception) -> None:
+        # The error's type only: its text may quote the SQL and its parameters (the conversation).
+        super().__init__(f"tracker store {operation} failed ({type(error).__name__})")
+        self.operation = operation
+
+
 class TandemSQLTrackerStore(SQLTrackerStore):
     """Rasa's ``SQLTrackerStore`` (same constructor, same table): see the module docstring."""
 
@@ -120,9 +137,13 @@ class TandemSQLTrackerStore(SQLTrackerStore):
             create_postgresql_indexes(self.engine, self.SQLEvent.__tablename__)
 
     async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool) -> DialogueStateTracker | None:
-        with self.session_scope() as session:
-            query = self._event_query(session, sender_id, fetch_events_from_all_sessions)
-            events = [json.loads(data) for (data,) in query.with_entities(self.SQLEvent.data).all()]
+        try:
+            with self.session_scope() as session:
+                query = self._event_query(session, sender_id, fetch_events_from_all_sessions)
+                events = [json.loads(data) for (data,) in query.with_entities(self.SQLEvent.data).all()]
+        except Exception as error:
+            # Rasa's FailSafeTrackerStore would answer "no such conversation" (a fresh tracker).
+            raise TrackerStoreFailed("retrieve", error) from error
         if not fetch_events_from_all_sessions:
             # The rows of the conversation's latest session, as _additional_events would count them.
             self._stored[sender_id] = len(events)
@@ -135,6 +156,14 @@ class TandemSQLTrackerStore(SQLTrackerStore):
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Store the tracker's new events (those after the ones stored) in one ``INSERT``."""
+        try:
+            await self._save(tracker)
+        except Exception as error:
+            # Rasa's FailSafeTrackerStore would keep the tracker in this process's memory: a turn
+            # answered and never stored.
+            raise TrackerStoreFailed("save", error) from error
+
+    async def _save(self, tracker: DialogueStateTracker) -> None:
         await self.stream_events(tracker)
         with self.session_scope() as session:
             rows = []
@@ -161,4 +190,4 @@ class TandemSQLTrackerStore(SQLTrackerStore):
         return itertools.islice(tracker.events, stored, len(tracker.events))
 
 
-__all__ = ["POSTGRESQL_INDEXES", "TandemSQLTrackerStore", "create_postgresql_indexes"]
+__all__ = ["POSTGRESQL_INDEXES", "TandemSQLTrackerStore", "TrackerStoreFailed", "create_postgresql_indexes"]
