@@ -90,9 +90,16 @@ start_actions() {  # start_actions I: action server I on ACTION_PORT+I (metrics 
     .venv/bin/python -m actions.server --host 127.0.0.1 --port "$((ACTION_PORT + $1))"
 }
 start_rasa() {  # start_rasa I: Rasa replica I on RASA_PORT+I, calling action server I mod M
-  local action_url=$ACTION_SERVER_URL  # one action server: ACTION_SERVER_URL as set
-  if [ "$ACTION_REPLICAS" -gt 1 ]; then action_url="http://127.0.0.1:$((ACTION_PORT + $1 % ACTION_REPLICAS))/webhook"; fi
-  start "rasa:$1" "$(rasa_log "$1")" env ACTION_SERVER_URL="$action_url" \
+  local action_url=$ACTION_SERVER_URL fallbacks=${ACTION_SERVER_FALLBACK_URLS:-} j
+  if [ "$ACTION_REPLICAS" -gt 1 ]; then
+    # Its own action server first; a call that never reached it goes to the next ones
+    # (tandem_rasa/action_calls.py), so one action server restarting fails no turn.
+    action_url="http://127.0.0.1:$((ACTION_PORT + $1 % ACTION_REPLICAS))/webhook" fallbacks=
+    for ((j = 1; j < ACTION_REPLICAS; j++)); do
+      fallbacks+="${fallbacks:+,}http://127.0.0.1:$((ACTION_PORT + ($1 + j) % ACTION_REPLICAS))/webhook"
+    done
+  fi
+  start "rasa:$1" "$(rasa_log "$1")" env ACTION_SERVER_URL="$action_url" ACTION_SERVER_FALLBACK_URLS="$fallbacks" \
     .venv-rasa/bin/rasa run --model "$MODEL" --endpoints endpoints.yml \
     --credentials credentials.yml --enable-api --auth-token="$RASA_API_TOKEN" \
     --interface 127.0.0.1 --port "$((RASA_PORT + $1))"

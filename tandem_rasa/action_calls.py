@@ -17,6 +17,12 @@ conversation's lock is released by its ``finally``, and the gateway channel answ
 Sending the message again once the action server is back runs the turn from where the
 conversation really is.
 
+With several action servers (``ACTION_SERVER_FALLBACK_URLS``, comma-separated, set by ``make run``
+with ``ACTION_REPLICAS`` > 1), a call that certainly never ran — the connection was refused, or the
+server answered 503 — is first sent to the next action server of that list; the turn fails only
+when none of them can take it. A call that may have run (a dropped connection, a timeout) is never
+sent again: the action may have changed data.
+
 An action that fails *inside* a reachable action server (HTTP 500, a bad answer, a rejection) keeps
 Rasa's behaviour: it is the action's bug, and failing the turn would make every retry fail too.
 
@@ -33,11 +39,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
 from rasa.core.actions.action import RemoteAction
 from rasa.shared.exceptions import RasaException
+from rasa.utils.endpoints import EndpointConfig
 
 from tandem_rasa.failures import TurnFailed
 
@@ -45,6 +53,9 @@ logger = logging.getLogger(__name__)
 
 # What an action server (or a proxy in front of it) answers when it cannot serve right now.
 UNAVAILABLE_STATUSES = frozenset({429, 502, 503, 504})
+# The reasons of a call that certainly never ran: it may go to another action server.
+NOT_RUN = frozenset({"connect", "HTTP 503"})
+FALLBACK_URLS_VARIABLE = "ACTION_SERVER_FALLBACK_URLS"
 
 _MARK = "_tandem_fails_the_turn"
 
@@ -68,6 +79,8 @@ def unreachable_reason(error: BaseException) -> str | None:
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, aiohttp.ClientConnectorError):
+            return "connect"  # the connection was never made: nothing was sent
         if isinstance(current, aiohttp.ClientConnectionError):
             return "connection"
         if isinstance(current, asyncio.TimeoutError):  # on Python 3.10 (Rasa) not the builtin TimeoutError
@@ -79,11 +92,18 @@ def unreachable_reason(error: BaseException) -> str | None:
     return None
 
 
-def install() -> None:
-    """Wrap ``RemoteAction.run`` so that an unreachable action server fails the turn."""
+def fallback_urls(environ: Mapping[str, str]) -> list[str]:
+    """The other action servers' URLs, in the order to try them (``ACTION_SERVER_FALLBACK_URLS``)."""
+    return [url.strip() for url in environ.get(FALLBACK_URLS_VARIABLE, "").split(",") if url.strip()]
+
+
+def install(fallbacks: Sequence[str] = ()) -> None:
+    """Wrap ``RemoteAction.run`` so that an unreachable action server fails the turn, after the
+    ``fallbacks`` (other action servers' URLs) were tried for a call that never ran."""
     if getattr(RemoteAction, _MARK, False):
         return
     run = RemoteAction.run
+    others = tuple(fallbacks)
 
     async def run_or_fail_the_turn(self: RemoteAction, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -92,11 +112,42 @@ def install() -> None:
             reason = unreachable_reason(error)
             if reason is None:
                 raise
-            logger.error(f"Action server unreachable running '{self.name()}' ({reason}): the turn fails unsaved")
-            raise ActionServerUnreachable(self.name(), reason) from error
+            failure: BaseException = error
+        if reason in NOT_RUN and self.action_endpoint is not None:
+            for url in others:
+                other = RemoteAction(self.name(), _at(self.action_endpoint, url))
+                try:
+                    events = await run(other, *args, **kwargs)
+                except (RasaException, asyncio.TimeoutError, aiohttp.ClientError) as error:  # noqa: UP041
+                    again = unreachable_reason(error)
+                    if again is None:
+                        raise
+                    reason, failure = again, error
+                    if again not in NOT_RUN:
+                        break  # it may have run there: not sent anywhere else
+                    continue
+                logger.warning(f"Action '{self.name()}' ran on another action server: its own was unreachable")
+                return events
+        logger.error(f"Action server unreachable running '{self.name()}' ({reason}): the turn fails unsaved")
+        raise ActionServerUnreachable(self.name(), reason) from failure
 
     RemoteAction.run = run_or_fail_the_turn  # type: ignore[method-assign]
     setattr(RemoteAction, _MARK, True)
 
 
-__all__ = ["UNAVAILABLE_STATUSES", "ActionServerUnreachable", "install", "unreachable_reason"]
+def _at(endpoint: EndpointConfig, url: str) -> EndpointConfig:
+    """``endpoint`` (its headers: the action server's token) at another URL."""
+    moved = endpoint.copy()
+    moved.url = url
+    return moved
+
+
+__all__ = [
+    "FALLBACK_URLS_VARIABLE",
+    "NOT_RUN",
+    "UNAVAILABLE_STATUSES",
+    "ActionServerUnreachable",
+    "fallback_urls",
+    "install",
+    "unreachable_reason",
+]

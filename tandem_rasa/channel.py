@@ -28,6 +28,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
 from asyncio import CancelledError
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -79,7 +80,7 @@ class GatewayInput(InputChannel):
         # Rasa builds its channels once at start: the moment to install the speed-ups of
         # tandem_rasa/speedups.py (work Rasa repeats on every action call, done once).
         speedups.install()
-        action_calls.install()
+        action_calls.install(action_calls.fallback_urls(os.environ))
         return cls(str((credentials or {}).get("token") or ""))
 
     def parse(self, request: Request) -> dict[str, Any] | None:

@@ -29,7 +29,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -358,6 +358,14 @@ def delete_redis_keys(prefix: str, lock_keys: Callable[[], Iterable[str]]) -> No
         rasa_locks.close()
 
 
+def action_urls(action_ports: Sequence[int], replica: int) -> dict[str, str]:
+    """Rasa replica ``replica``'s action servers, as scripts/run.sh gives them: its own
+    (``replica`` mod M) and the others as fallbacks for calls that never reached it."""
+    count = len(action_ports)
+    urls = [f"http://{HOST}:{action_ports[(replica + j) % count]}/webhook" for j in range(count)]
+    return {"ACTION_SERVER_URL": urls[0], "ACTION_SERVER_FALLBACK_URLS": ",".join(urls[1:])}
+
+
 def start_tandem(
     services: Services,
     model: Path = TANDEM_MODEL,
@@ -472,7 +480,7 @@ def start_tandem(
                 "--port",
                 str(port),
             ],
-            env={**env, "ACTION_SERVER_URL": f"http://{HOST}:{action_ports[i]}/webhook"},
+            env={**env, **action_urls(action_ports, i)},
             cwd=ROOT,
         )
         for i, port in enumerate(rasa_ports)

@@ -187,6 +187,34 @@ def test_production_mode_serves_conversations_through_a_replica_kill(production:
         assert history == [message for message, _ in FORM], history
 
 
+def test_a_replica_whose_action_server_is_gone_uses_the_other_one(production: dict[str, Any]) -> None:
+    """Action server 0 dies (SIGKILL): replica 0's calls, refused there, go to action server 1
+    (ACTION_SERVER_FALLBACK_URLS, set by make run), so no turn fails meanwhile."""
+    env, process, log = production["env"], production["process"], production["log"]
+    port = int(env["ACTION_PORT"])
+    gateway = f"http://127.0.0.1:{env['GATEWAY_PORT']}"
+    with httpx.Client(base_url=gateway, timeout=90) as client:
+        sessions = []
+        for _ in range(4):  # over both replicas, most likely (rendezvous hashing of random ids)
+            token = client.post("/api/v1/session", json={"mode": "bearer"}).json()["token"]
+            sessions.append({"Authorization": f"Bearer {token}"})
+        (victim,) = [pid for pid, _, p in listening_of(process.pid) if p == port]
+        os.kill(victim, signal.SIGKILL)
+        _wait_for(lambda: _refused(port), process, log, 10)
+        for message, expected in FORM[:2]:
+            for headers in sessions:
+                assert expected in _texts(client.post("/api/v1/messages", json={"text": message}, headers=headers))
+    rasa_logs = "".join((ROOT / "var/log" / f"rasa-{i}.log").read_text() for i in range(REPLICAS))
+    assert "ran on another action server" in rasa_logs
+    _wait_for(lambda: not _refused(port), process, log, 120)  # the supervisor started it again
+
+
+def _refused(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
 def test_a_turn_without_its_action_server_fails_clearly_and_is_answered_when_sent_again(
     production: dict[str, Any],
 ) -> None:
@@ -198,11 +226,6 @@ def test_a_turn_without_its_action_server_fails_clearly_and_is_answered_when_sen
     action_ports = [int(env["ACTION_PORT"]) + i for i in range(2)]
     gateway = f"http://127.0.0.1:{env['GATEWAY_PORT']}"
 
-    def refused(port: int) -> bool:
-        with socket.socket() as s:
-            s.settimeout(1)
-            return s.connect_ex(("127.0.0.1", port)) != 0
-
     with httpx.Client(base_url=gateway, timeout=90) as client:
         sessions = []
         for _ in range(3):
@@ -213,7 +236,7 @@ def test_a_turn_without_its_action_server_fails_clearly_and_is_answered_when_sen
         assert len(victims) == 2
         for pid in victims:
             os.kill(pid, signal.SIGKILL)
-        _wait_for(lambda: all(refused(port) for port in action_ports), process, log, 10)
+        _wait_for(lambda: all(_refused(port) for port in action_ports), process, log, 10)
         replies = [client.post("/api/v1/messages", json={"text": message}, headers=h) for h in sessions]
         for reply in replies:
             if reply.status_code != 200:

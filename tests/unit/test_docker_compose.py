@@ -79,13 +79,14 @@ def test_every_dependency_names_an_existing_service(compose: dict[str, Any]) -> 
 
 
 def test_the_replicas_share_one_definition(compose: dict[str, Any]) -> None:
-    """Replicas differ only in what makes them a replica: their action server and host port."""
+    """Replicas differ only in what makes them a replica: their action servers and host port."""
     services = compose["services"]
 
     def shared(name: str) -> dict[str, Any]:
         service = dict(services[name])
         service.pop("ports", None)
-        service["environment"] = {k: v for k, v in service["environment"].items() if k != "ACTION_SERVER_URL"}
+        own = ("ACTION_SERVER_URL", "ACTION_SERVER_FALLBACK_URLS")
+        service["environment"] = {k: v for k, v in service["environment"].items() if k not in own}
         service["depends_on"] = {k: v for k, v in service["depends_on"].items() if not k.startswith("actions-")}
         return service
 
@@ -213,6 +214,19 @@ def test_application_services_use_postgres_and_redis(compose: dict[str, Any]) ->
         env = compose["services"][name]["environment"]
         assert env["DATABASE_URL"].startswith("postgresql+psycopg://") and "@postgres:5432/" in env["DATABASE_URL"]
         assert env["REDIS_URL"].startswith("redis://redis:6379")
+
+
+def test_each_replica_falls_back_on_every_other_action_server(compose: dict[str, Any]) -> None:
+    """A call that never reached a replica's own action server goes to the others (action_calls.py)."""
+    services = compose["services"]
+    actions = set(action_services(compose))
+    for name in rasa_services(compose):
+        env = services[name]["environment"]
+        own = urlsplit(env["ACTION_SERVER_URL"])
+        fallbacks = [urlsplit(url) for url in env["ACTION_SERVER_FALLBACK_URLS"].split(",")]
+        assert {own.hostname, *(f.hostname for f in fallbacks)} == actions, name
+        assert len(fallbacks) == len(actions) - 1
+        assert all((f.port, f.path) == (own.port, own.path) for f in fallbacks)
 
 
 def test_start_order_waits_for_health(compose: dict[str, Any]) -> None:
