@@ -1,5 +1,6 @@
 """The LLM layer of the fallback chain: client, prompts, JSON contract, sanitiser, cache, budgets, metrics."""
 
+from tandem.llm.breaker import CircuitBreaker
 from tandem.llm.budget import BudgetScope, InMemoryTokenBudget, RedisTokenBudget, TokenBudget
 from tandem.llm.cache import (
     AnswerCache,
@@ -18,6 +19,7 @@ from tandem.llm.tokens import estimate_message_tokens, estimate_tokens
 __all__ = [
     "AnswerCache",
     "BudgetScope",
+    "CircuitBreaker",
     "Completion",
     "FallbackMetrics",
     "InMemoryAnswerCache",

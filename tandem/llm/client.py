@@ -5,7 +5,8 @@ Ollama, llama.cpp) through ``LLM_BASE_URL``. Every attempt has a timeout
 (``LLM_TIMEOUT_SECONDS``); 429, 5xx, timeouts and connection errors are retried at most
 ``LLM_MAX_RETRIES`` times with exponential backoff and jitter; the whole call is bounded by
 ``LLM_TOTAL_TIMEOUT_SECONDS``, well under Rasa's 60 s lock expiry. The SDK's own retries are off so
-that the bound is ours.
+that the bound is ours. An endpoint that keeps failing is not called for a while
+(:class:`~tandem.llm.breaker.CircuitBreaker`: ``LLM_BREAKER_FAILURES``, ``LLM_BREAKER_COOLDOWN_SECONDS``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import openai
 
 from tandem.errors import Unavailable
+from tandem.llm.breaker import OUTAGE_REASONS, CircuitBreaker
 from tandem.llm.tokens import estimate_message_tokens, estimate_tokens
 from tandem.settings import LlmSettings
 
@@ -71,6 +73,7 @@ class LlmClient:
         total_timeout_seconds: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._client = client
         self.model = model
@@ -83,6 +86,7 @@ class LlmClient:
         self._total_timeout = total_timeout_seconds
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.breaker = breaker or CircuitBreaker(failures=0, cooldown_seconds=0)  # failures=0: off
 
     @classmethod
     def from_settings(cls, settings: LlmSettings) -> LlmClient | None:
@@ -106,6 +110,9 @@ class LlmClient:
             backoff_base_seconds=settings.llm_backoff_base_seconds,
             backoff_max_seconds=settings.llm_backoff_max_seconds,
             total_timeout_seconds=settings.llm_total_timeout_seconds,
+            breaker=CircuitBreaker(
+                failures=settings.llm_breaker_failures, cooldown_seconds=settings.llm_breaker_cooldown_seconds
+            ),
         )
 
     async def aclose(self) -> None:
@@ -130,6 +137,25 @@ class LlmClient:
         ``json_mode`` and ``max_tokens`` override the configured ones for this call (the handoff
         summary asks for plain text, and for less of it).
         """
+        if not self.breaker.allow():
+            raise LlmUnavailable("the model kept failing: not called for a moment", reason="circuit_open")
+        outage: bool | None = None  # no evidence (the call was cancelled) unless set below
+        try:
+            completion = await self._complete(messages, json_mode=json_mode, max_tokens=max_tokens)
+            outage = False
+            return completion
+        except LlmUnavailable as exc:
+            outage = exc.reason in OUTAGE_REASONS
+            raise
+        finally:
+            was = self.breaker.state
+            self.breaker.record(outage)
+            if was != "open" and self.breaker.state == "open":
+                log.warning("llm circuit opened: calls fail at once for a while")
+
+    async def _complete(
+        self, messages: Sequence[dict[str, str]], *, json_mode: bool | None, max_tokens: int | None
+    ) -> Completion:
         started = time.perf_counter()
         json_mode = self._json_mode if json_mode is None else json_mode
         max_tokens = self.max_tokens if max_tokens is None else max_tokens

@@ -28,6 +28,10 @@ class LlmSettings(SettingsPart):
     # The whole LLM call (attempts, backoff) within one turn: clearly under the gateway's turn timeout
     # (RASA_TIMEOUT_SECONDS), else a slow model gives a 504 while Rasa still finishes the turn (issue 10).
     llm_total_timeout_seconds: float = Field(default=15.0, gt=0, le=50, alias="LLM_TOTAL_TIMEOUT_SECONDS")
+    # The circuit breaker (tandem/llm/breaker.py): after this many outage failures in a row the model
+    # is not called for the cool-down (calls fail at once; the chain answers from the knowledge base).
+    llm_breaker_failures: int = Field(default=3, ge=0, le=100, alias="LLM_BREAKER_FAILURES")
+    llm_breaker_cooldown_seconds: float = Field(default=30.0, gt=0, le=3600, alias="LLM_BREAKER_COOLDOWN_SECONDS")
     llm_max_tokens: int = Field(default=350, ge=16, le=4096, alias="LLM_MAX_TOKENS")
     llm_temperature: float = Field(default=0.0, ge=0, le=2, alias="LLM_TEMPERATURE")
     llm_json_mode: bool = Field(default=True, alias="LLM_JSON_MODE")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -340,3 +341,31 @@ async def test_sample_conversation_7_with_an_llm(llm_chain: ChainFactory, llm_se
     decision = await llm_chain().decide(_request("Can I bring my surfboard?"))
     assert decision.kind == "answer" and decision.sources[0].doc == "sports-equipment"
     assert "Source: Sports equipment" in (decision.messages[0].text or "")
+
+
+async def test_a_hanging_model_opens_the_circuit_and_a_trial_closes_it(
+    llm_chain: ChainFactory, llm_server: FakeLlmServer
+) -> None:
+    """After LLM_BREAKER_FAILURES timeouts in a row the model is not called: the chain answers from
+    the knowledge base at once instead of waiting out the timeout on every turn; after the
+    cool-down one trial call goes, and its answer closes the circuit."""
+    llm_server.reset(Step(content=reply(answer="late"), delay=3.0))
+    chain = llm_chain(
+        LLM_TIMEOUT_SECONDS=0.3, LLM_MAX_RETRIES=0, LLM_BREAKER_FAILURES=2, LLM_BREAKER_COOLDOWN_SECONDS=1.0
+    )
+    for _ in range(2):
+        decision = await chain.decide(_request("Can I bring my surfboard?"))
+        assert decision.reason == "llm_timeout"
+    started = time.perf_counter()
+    decision = await chain.decide(_request("Can I bring my surfboard?"))
+    assert time.perf_counter() - started < 0.25  # not the 0.3 s timeout: no call at all
+    assert decision.kind == "degraded" and decision.reason == "llm_circuit_open"
+    assert decision.sources[0].id == SURF  # still the retrieval answer
+    assert len(llm_server.requests) == 2
+    ok = reply(answer="Surfboards go in the hold for 1,500 THB per bag on domestic flights.", sources=[SURF])
+    llm_server.reset(Step(content=ok))
+    await asyncio.sleep(1.1)
+    decision = await chain.decide(_request("Can I bring my surfboard?"))
+    assert decision.kind == "answer" and decision.mode == "llm"
+    decision = await chain.decide(_request("Can I bring my golf clubs?"))
+    assert decision.reason != "llm_circuit_open" and len(llm_server.requests) == 2  # closed again

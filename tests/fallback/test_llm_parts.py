@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from tandem.errors import Unavailable
 from tandem.guard import PiiMasker
 from tandem.llm import (
+    CircuitBreaker,
     InMemoryAnswerCache,
     InMemoryTokenBudget,
     LlmClient,
@@ -168,3 +169,39 @@ def test_client_configured_only_from_settings(monkeypatch: pytest.MonkeyPatch) -
 def test_token_estimate() -> None:
     assert estimate_tokens("Can I bring my surfboard?") == 7
     assert estimate_tokens("") == 0
+
+
+def test_circuit_breaker_opens_half_opens_and_closes() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(failures=3, cooldown_seconds=30, clock=lambda: now[0])
+    for _ in range(2):
+        assert breaker.allow()
+        breaker.record(True)
+    assert breaker.state == "closed"
+    assert breaker.allow()
+    breaker.record(False)  # an answer resets the count
+    for _ in range(3):
+        assert breaker.allow()
+        breaker.record(True)
+    assert breaker.state == "open" and not breaker.allow()
+    now[0] = 29.9
+    assert not breaker.allow()
+    now[0] = 30.0
+    assert breaker.state == "half_open"
+    assert breaker.allow() and not breaker.allow()  # one trial at a time
+    breaker.record(None)  # the trial was cancelled: no evidence, another may go
+    assert breaker.allow()
+    breaker.record(True)  # the trial failed: open again for a whole cool-down
+    assert breaker.state == "open" and not breaker.allow()
+    now[0] = 60.0
+    assert breaker.allow()
+    breaker.record(False)  # the trial answered (or refused: the endpoint is up)
+    assert breaker.state == "closed" and breaker.allow()
+
+
+def test_circuit_breaker_off_with_zero_failures() -> None:
+    breaker = CircuitBreaker(failures=0, cooldown_seconds=30, clock=lambda: 0.0)
+    for _ in range(10):
+        assert breaker.allow()
+        breaker.record(True)
+    assert breaker.state == "closed"
