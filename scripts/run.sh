@@ -99,7 +99,10 @@ start_rasa() {  # start_rasa I: Rasa replica I on RASA_PORT+I, calling action se
       fallbacks+="${fallbacks:+,}http://127.0.0.1:$((ACTION_PORT + ($1 + j) % ACTION_REPLICAS))/webhook"
     done
   fi
-  start "rasa:$1" "$(rasa_log "$1")" env ACTION_SERVER_URL="$action_url" ACTION_SERVER_FALLBACK_URLS="$fallbacks" \
+  # TensorFlow's oneDNN kernels off for serving: 155 MiB less RSS per Rasa process at the same
+  # turns/s (benchmarks/load/PROFILE.md); training keeps TensorFlow's default.
+  start "rasa:$1" "$(rasa_log "$1")" env TF_ENABLE_ONEDNN_OPTS="${TF_ENABLE_ONEDNN_OPTS:-0}" \
+    ACTION_SERVER_URL="$action_url" ACTION_SERVER_FALLBACK_URLS="$fallbacks" \
     .venv-rasa/bin/rasa run --model "$MODEL" --endpoints endpoints.yml \
     --credentials credentials.yml --enable-api --auth-token="$RASA_API_TOKEN" \
     --interface 127.0.0.1 --port "$((RASA_PORT + $1))"

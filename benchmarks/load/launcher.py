@@ -190,6 +190,11 @@ def wait_until_up(service: Service, url: str, seconds: float) -> None:
     raise RuntimeError(f"{service.name} did not answer at {url} within {seconds} s:\n{service.tail()}")
 
 
+def serving_env() -> dict[str, str]:
+    """What scripts/run.sh adds for tandem's Rasa servers: TensorFlow's oneDNN kernels off unless set."""
+    return {"TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "0")}
+
+
 def base_env() -> dict[str, str]:
     env = {**os.environ, **QUIET}
     # The embedded default of `make run`: no Redis, no metrics port, no LLM.
@@ -480,7 +485,7 @@ def start_tandem(
                 "--port",
                 str(port),
             ],
-            env={**env, **action_urls(action_ports, i)},
+            env={**env, **serving_env(), **action_urls(action_ports, i)},
             cwd=ROOT,
         )
         for i, port in enumerate(rasa_ports)

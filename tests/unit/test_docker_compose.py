@@ -388,3 +388,10 @@ def test_holds_expire_on_a_schedule_and_demo_data_is_not_seeded(compose: dict[st
     assert job["restart"] == "unless-stopped"
     migrate = " ".join(compose["services"]["migrate"]["command"])
     assert "tandem.cli seed" in migrate and "--demo" not in migrate
+
+
+def test_rasa_is_served_with_onednn_off_as_make_run_does(compose: dict[str, Any]) -> None:
+    """155 MiB less RSS per Rasa process at the same turns/s (benchmarks/load/PROFILE.md)."""
+    for name in rasa_services(compose):
+        assert compose["services"][name]["environment"]["TF_ENABLE_ONEDNN_OPTS"] == "0", name
+    assert 'TF_ENABLE_ONEDNN_OPTS="${TF_ENABLE_ONEDNN_OPTS:-0}"' in (ROOT / "scripts/run.sh").read_text()
