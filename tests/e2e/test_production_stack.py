@@ -8,13 +8,14 @@ every conversation's history holds each message once, in order."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tandem.gateway.replicas import rendezvous_score
+from tandem.gateway.replicas import RasaReplicas
 from tandem.gateway.sessions import SessionCodec
 from tests.integration.conftest import REDIS_URL, fresh_database_url
 from tests.security.listening import is_loopback, listening_of
@@ -198,10 +199,12 @@ def test_a_replica_whose_action_server_is_gone_uses_the_other_one(production: di
     port = int(env["ACTION_PORT"])
     gateway = f"http://127.0.0.1:{env['GATEWAY_PORT']}"
     with httpx.Client(base_url=gateway, timeout=90) as client:
-        sessions = []
-        while sum(_replica_of(env, h) == 0 for h in sessions) < 2:  # two on replica 0, maybe some on 1
+        replica_of = _router(env)
+        sessions, on_replica_0 = [], 0
+        while on_replica_0 < 2:  # two on replica 0, maybe some on 1
             token = client.post("/api/v1/session", json={"mode": "bearer"}).json()["token"]
             sessions.append({"Authorization": f"Bearer {token}"})
+            on_replica_0 += replica_of(token) == 0
         (victim,) = [pid for pid, _, p in listening_of(process.pid) if p == port]
         os.kill(victim, signal.SIGKILL)
         _wait_for(lambda: _refused(port), process, log, 10)
@@ -212,13 +215,18 @@ def test_a_replica_whose_action_server_is_gone_uses_the_other_one(production: di
     _wait_for(lambda: not _refused(port), process, log, 120)  # the supervisor started it again
 
 
-def _replica_of(env: dict[str, str], headers: dict[str, str]) -> int:
-    """The replica the gateway routes a session to while both are up (the gateway's own rule)."""
+def _router(env: dict[str, str]) -> Callable[[str], int]:
+    """The replica the gateway routes a session token to while both are up (the gateway's own rule)."""
     codec = SessionCodec(env["GATEWAY_SECRET"].encode("utf-8"), ttl_seconds=3600)
-    session = codec.verify(headers["Authorization"].removeprefix("Bearer "))
-    assert session is not None
     urls = [f"http://127.0.0.1:{int(env['RASA_PORT']) + i}" for i in range(REPLICAS)]
-    return max(range(REPLICAS), key=lambda i: rendezvous_score(urls[i], session.conversation_id))
+    replicas = RasaReplicas(urls, log=logging.getLogger(__name__))
+
+    def replica_of(token: str) -> int:
+        session = codec.verify(token)
+        assert session is not None
+        return replicas.pick(session.conversation_id)
+
+    return replica_of
 
 
 def _refused(port: int) -> bool:
