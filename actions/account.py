@@ -12,7 +12,7 @@ from rasa_sdk.types import DomainDict
 from tandem.errors import Invalid, RateLimited
 from tandem.normalize import parse_email
 
-from .common import ToolFailed, call_tool, caller_of, first_value
+from .common import ToolFailed, call_tool, caller_of, first_value, outcome
 from .context import settings, toolbox
 
 
@@ -53,4 +53,4 @@ class ActionRequestPasswordReset(Action):
         dispatcher.utter_message(
             response="utter_password_reset_sent", minutes=settings().business.password_reset_ttl_minutes
         )
-        return reset
+        return [*reset, outcome("reset_sent")]

@@ -37,6 +37,7 @@ from .common import (
     local_time,
     long_date,
     money,
+    outcome,
     plausible_name_turn,
 )
 from .context import airline_zone, settings, toolbox
@@ -209,7 +210,7 @@ class ActionSearchFlights(Action):
             return []
         except Invalid:
             dispatcher.utter_message(response="utter_no_route", **names)
-            return [SlotSet("destination", None), SlotSet("flight_options", None)]
+            return [SlotSet("destination", None), SlotSet("flight_options", None), outcome("no_flights")]
         if not result.options:
             if result.nearest_dates:
                 buttons = [
@@ -224,7 +225,7 @@ class ActionSearchFlights(Action):
                 )
             else:
                 dispatcher.utter_message(response="utter_no_flights", **names)
-            return [SlotSet("departure_date", None), SlotSet("flight_options", None)]
+            return [SlotSet("departure_date", None), SlotSet("flight_options", None), outcome("no_flights")]
         currency = settings().business.currency
         options = [
             {
@@ -239,7 +240,7 @@ class ActionSearchFlights(Action):
             for option in result.options
         ]
         dispatcher.utter_message(response="utter_flight_options", buttons=_option_buttons(options), **names)
-        return [SlotSet("flight_options", options), SlotSet("flight_selected", None)]
+        return [SlotSet("flight_options", options), SlotSet("flight_selected", None), outcome("flights_listed")]
 
 
 class ActionChooseFlight(Action):
@@ -391,7 +392,7 @@ class ActionCreateBooking(Action):
                 dispatcher.utter_message(response="utter_booking_hold_share")
             else:
                 dispatcher.utter_message(response="utter_booking_sold_out")
-            return [SlotSet("flight_id", None), SlotSet("flight_selected", None)]
+            return [SlotSet("flight_id", None), SlotSet("flight_selected", None), outcome("sold_out")]
         dispatcher.utter_message(
             response="utter_booking_created",
             reference=created.reference,
@@ -399,7 +400,7 @@ class ActionCreateBooking(Action):
             hold_minutes=settings().business.hold_minutes,
             payment_link=created.payment_link,
         )
-        return reset_booking()
+        return [*reset_booking(), outcome("booking_created")]
 
 
 class ActionDeclineBooking(Action):
@@ -410,4 +411,4 @@ class ActionDeclineBooking(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         dispatcher.utter_message(response="utter_booking_not_confirmed")
-        return reset_booking()
+        return [*reset_booking(), outcome("booking_declined")]

@@ -9,9 +9,11 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from tandem import conversation
+from tandem.analytics.outcomes import TASK_OUTCOME_SLOT, TASK_OUTCOMES
 from tandem.conversation.metadata import clean_metadata
 from tandem.errors import Forbidden, Unavailable
 from tandem.tools import Caller
@@ -21,6 +23,13 @@ from .context import airline_zone
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def outcome(code: str) -> SlotSet:
+    """The ``task_outcome`` event of what this action did for the customer (tandem/analytics/outcomes.py)."""
+    if code not in TASK_OUTCOMES:
+        raise ValueError(f"unknown task outcome {code!r}")
+    return SlotSet(TASK_OUTCOME_SLOT, code)
 
 
 class ToolFailed(Exception):

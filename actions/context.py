@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client import REGISTRY
 
+from tandem.analytics.metrics import ToolMetrics
 from tandem.runtime import Infrastructure
 from tandem.services.fallback import DecisionRecorder, FallbackChain, HandoffSummarizer
 from tandem.settings import ActionSettings, load_action_settings
@@ -30,6 +31,7 @@ class _Registry:
         self._chain: FallbackChain | None = None
         self._recorder: DecisionRecorder | None = None
         self._infra: Infrastructure | None = None
+        self._tool_metrics: ToolMetrics | None = None
 
     def _infrastructure(self, settings: ActionSettings) -> Infrastructure:
         # Called with the lock held.
@@ -41,7 +43,11 @@ class _Registry:
         with self._lock:
             if self._toolbox is None:
                 settings = load_action_settings()
-                self._toolbox = Toolbox.from_settings(settings, infra=self._infrastructure(settings))
+                if self._tool_metrics is None:  # once per process: the registry refuses a second copy
+                    self._tool_metrics = ToolMetrics(REGISTRY)
+                self._toolbox = Toolbox.from_settings(
+                    settings, infra=self._infrastructure(settings), metrics=self._tool_metrics
+                )
             return self._toolbox
 
     def set(self, toolbox: Toolbox | None) -> None:

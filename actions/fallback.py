@@ -16,11 +16,12 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from tandem import conversation
+from tandem.analytics.outcomes import FALLBACK_SLOT, fallback_slot_value, llm_cost, outcome_of_decision
 from tandem.conversation.history import history as conversation_history
 from tandem.services.fallback import FallbackDecision, FallbackRequest, Flow, Turn
 from tandem.services.fallback.catalogue import entry as intent_entry
 
-from .common import client_key
+from .common import client_key, outcome
 from .context import decision_recorder, fallback_chain, settings
 
 FALLBACK_ACTION = "action_fallback"
@@ -77,6 +78,29 @@ def request_of(tracker: Tracker) -> FallbackRequest:
     )
 
 
+def analytics_events(decision: FallbackDecision) -> list[EventType]:
+    """The decision for analytics: its codes and numbers, and the task outcome it stands for."""
+    llm = settings().llm
+    cost = llm_cost(
+        decision.prompt_tokens,
+        decision.completion_tokens,
+        prompt_per_1k=llm.llm_price_prompt_per_1k,
+        completion_per_1k=llm.llm_price_completion_per_1k,
+    )
+    value = fallback_slot_value(
+        kind=decision.kind,
+        reason=decision.reason,
+        mode=decision.mode,
+        cached=decision.cached,
+        prompt_tokens=decision.prompt_tokens,
+        completion_tokens=decision.completion_tokens,
+        model_seconds=decision.model_seconds,
+        cost=cost,
+    )
+    code = outcome_of_decision(decision.kind)
+    return [SlotSet(FALLBACK_SLOT, value), *([outcome(code)] if code else [])]
+
+
 def send(dispatcher: CollectingDispatcher, decision: FallbackDecision) -> None:
     for message in decision.messages:
         buttons: list[dict[str, Any]] = [{"title": b.title, "payload": b.payload} for b in message.buttons]
@@ -90,7 +114,7 @@ async def run_chain(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[
     await decision_recorder()(request, decision)  # durable, never fails the turn
     send(dispatcher, decision)
     low = request.low_confidence_turns + 1 if decision.low_confidence else 0
-    events: list[EventType] = [SlotSet("low_confidence_turns", float(low))]
+    events: list[EventType] = [SlotSet("low_confidence_turns", float(low)), *analytics_events(decision)]
     rescued = intent_entry(decision.intent) if decision.kind == "rescue" and decision.intent else None
     if rescued is not None:
         # Inside a form only a request for a person changes the flow; the form keeps its slots.
@@ -127,5 +151,5 @@ class ActionAnswerFaq(Action):
         utter_action = selected.get("utter_action")
         if utter_action and float(selected.get("confidence") or 0.0) >= settings().fallback.faq_min_confidence:
             dispatcher.utter_message(response=utter_action)
-            return []
+            return [outcome("faq_answered")]
         return await run_chain(dispatcher, tracker)

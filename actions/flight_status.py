@@ -14,7 +14,7 @@ from tandem.errors import Invalid, NotFound
 from tandem.normalize import parse_flight_number, parse_travel_date
 
 from .booking import city_name, today_local
-from .common import ToolFailed, call_tool, caller_of, first_value, local_time, long_date
+from .common import ToolFailed, call_tool, caller_of, first_value, local_time, long_date, outcome
 from .context import settings, toolbox
 
 # Customers ask about yesterday's flight too ("did AN204 land yesterday?").
@@ -68,7 +68,7 @@ class ActionFlightStatus(Action):
             return reset
         except (NotFound, Invalid):
             dispatcher.utter_message(response="utter_flight_not_found", flight_number=number, date=long_date(day))
-            return reset
+            return [*reset, outcome("not_found")]
         dispatcher.utter_message(
             response=f"utter_flight_status_{info.status}",
             flight_number=info.flight_number,
@@ -80,4 +80,4 @@ class ActionFlightStatus(Action):
             scheduled_departure=local_time(info.scheduled_departure_local),
             delay_minutes=info.delay_minutes,
         )
-        return reset
+        return [*reset, outcome("flight_status_answered")]

@@ -20,10 +20,11 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from tandem import conversation
+from tandem.analytics.outcomes import HANDOFF_REASON_SLOT
 from tandem.errors import RateLimited
 from tandem.services.fallback.summary import SUMMARY_TURNS
 
-from .common import ToolFailed, call_tool, caller_of, client_key, latest_intent
+from .common import ToolFailed, call_tool, caller_of, client_key, latest_intent, outcome
 from .context import handoff_summarizer, toolbox
 from .fallback import known_pii
 
@@ -97,9 +98,9 @@ class ActionHandoff(Action):
         except RateLimited:
             # Too many new tickets from this client or conversation within the hour.
             dispatcher.utter_message(response="utter_handoff_limited")
-            return events
+            return [*events, outcome("handoff_limited")]
         # Asking again finds the conversation's open ticket: the customer hears the same number.
         response = "utter_handoff_created" if ticket.created else "utter_handoff_existing"
         dispatcher.utter_message(response=response, ticket_id=ticket.ticket_id)
         dispatcher.utter_message(json_message={"handoff": {"state": "pending", "ticket_id": ticket.ticket_id}})
-        return [*events, ConversationPaused()]
+        return [*events, SlotSet(HANDOFF_REASON_SLOT, reason), outcome("handoff"), ConversationPaused()]

@@ -20,6 +20,7 @@ from .common import (
     first_value,
     local_datetime,
     money,
+    outcome,
     plausible_name_turn,
 )
 from .context import settings, toolbox
@@ -127,7 +128,7 @@ class ActionGetBooking(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         if _locked(dispatcher, tracker):
-            return reset_lookup()
+            return [*reset_lookup(), outcome("lookup_locked")]
         try:
             booking = await call_tool(
                 dispatcher,
@@ -141,10 +142,10 @@ class ActionGetBooking(Action):
             return []
         except RateLimited:
             _say_locked(dispatcher)
-            return reset_lookup()
+            return [*reset_lookup(), outcome("lookup_locked")]
         except (NotFound, Invalid):
             dispatcher.utter_message(response="utter_booking_not_found")
-            return reset_lookup()
+            return [*reset_lookup(), outcome("not_found")]
         dispatcher.utter_message(
             response="utter_booking_details",
             reference=booking.reference,
@@ -157,7 +158,7 @@ class ActionGetBooking(Action):
             status=booking.status.replace("_", " "),
         )
         # The verified reference and name stay, so "cancel it" can follow without asking again.
-        return []
+        return [outcome("booking_shown")]
 
 
 class ActionQuoteCancellation(Action):
@@ -168,7 +169,7 @@ class ActionQuoteCancellation(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         if _locked(dispatcher, tracker):
-            return reset_lookup()
+            return [*reset_lookup(), outcome("lookup_locked")]
         reference = tracker.get_slot("booking_ref")
         try:
             quote = await call_tool(
@@ -183,13 +184,13 @@ class ActionQuoteCancellation(Action):
             dispatcher.utter_message(
                 response="utter_cancellation_not_allowed", reference=reference, reason=_conflict_reason(error)
             )
-            return reset_lookup()
+            return [*reset_lookup(), outcome("cancellation_refused")]
         except RateLimited:
             _say_locked(dispatcher)
-            return reset_lookup()
+            return [*reset_lookup(), outcome("lookup_locked")]
         except (NotFound, Invalid):
             dispatcher.utter_message(response="utter_booking_not_found")
-            return reset_lookup()
+            return [*reset_lookup(), outcome("not_found")]
         response = "utter_cancellation_quote_approval" if quote.needs_approval else "utter_cancellation_quote"
         dispatcher.utter_message(
             response=response,
@@ -222,7 +223,7 @@ class ActionCancelBooking(Action):
         confirmed = confirmed_after(tracker, "action_quote_cancellation")
         if not quote or not confirmed or quote.get("reference") != reference:
             dispatcher.utter_message(response="utter_cancellation_kept")
-            return reset_lookup()
+            return [*reset_lookup(), outcome("cancellation_kept")]
         try:
             result = await call_tool(
                 dispatcher,
@@ -236,13 +237,13 @@ class ActionCancelBooking(Action):
             dispatcher.utter_message(
                 response="utter_cancellation_not_allowed", reference=reference, reason=_conflict_reason(error)
             )
-            return reset_lookup()
+            return [*reset_lookup(), outcome("cancellation_refused")]
         except RateLimited:
             _say_locked(dispatcher)
-            return reset_lookup()
+            return [*reset_lookup(), outcome("lookup_locked")]
         except (NotFound, Invalid):
             dispatcher.utter_message(response="utter_booking_not_found")
-            return reset_lookup()
+            return [*reset_lookup(), outcome("not_found")]
         refund = money(result.refund_amount, settings().business.currency)
         if result.status == "pending_approval":
             dispatcher.utter_message(
@@ -253,9 +254,9 @@ class ActionCancelBooking(Action):
             )
             # The gateway records where this customer is answered when an agent decides.
             dispatcher.utter_message(json_message={"approval": {"state": "pending", "ticket_id": result.ticket_id}})
-        else:
-            dispatcher.utter_message(response="utter_cancellation_done", reference=reference, refund=refund)
-        return reset_lookup()
+            return [*reset_lookup(), outcome("approval_requested")]
+        dispatcher.utter_message(response="utter_cancellation_done", reference=reference, refund=refund)
+        return [*reset_lookup(), outcome("booking_cancelled")]
 
 
 class ActionKeepBooking(Action):
@@ -266,4 +267,4 @@ class ActionKeepBooking(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         dispatcher.utter_message(response="utter_cancellation_kept")
-        return [SlotSet("cancellation_quote", None)]
+        return [SlotSet("cancellation_quote", None), outcome("cancellation_kept")]

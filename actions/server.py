@@ -36,6 +36,8 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from tandem.analytics import toolcalls
+from tandem.analytics.outcomes import TOOL_CALLS_SLOT
 from tandem.logs import configure_json_logging, correlation_id, plausible_correlation_id
 from tandem.metrics_http import serve_metrics
 from tandem.settings import ActionServerSettings
@@ -60,15 +62,27 @@ def call_correlation_id(action_call: Any) -> str | None:
     return plausible_correlation_id(metadata.get("correlation_id")) if isinstance(metadata, dict) else None
 
 
+def with_tool_calls(result: Any, calls: list[dict[str, Any]]) -> Any:
+    """The action's response with one ``tool_calls`` slot event appended when it called tools
+    (analytics: tool success and errors per turn, tandem/analytics/outcomes.py)."""
+    events = result.get("events") if isinstance(result, dict) else getattr(result, "events", None)
+    if calls and isinstance(events, list):  # rasa-sdk's ActionExecutorRunResult (or a plain dict)
+        events.append({"event": "slot", "timestamp": None, "name": TOOL_CALLS_SLOT, "value": list(calls)})
+    return result
+
+
 class CorrelatedExecutor(ActionExecutor):
-    """rasa-sdk's executor, with the call's correlation id in the logging context while it runs."""
+    """rasa-sdk's executor, with the call's correlation id in the logging context while it runs,
+    and the action's tool calls recorded in the tracker (:func:`with_tool_calls`)."""
 
     async def run(self, action_call: Any, *args: Any, **kwargs: Any) -> Any:
         token = correlation_id.set(call_correlation_id(action_call))
         started = time.perf_counter()
         outcome = "ok"
         try:
-            return await super().run(action_call, *args, **kwargs)
+            with toolcalls.collecting() as calls:
+                result = await super().run(action_call, *args, **kwargs)
+            return with_tool_calls(result, calls)
         except BaseException as error:
             outcome = type(error).__name__
             raise
@@ -129,7 +143,7 @@ def start_metrics(settings: ActionServerSettings) -> None:
         logger.warning("ACTION_METRICS_PORT is set but ACTION_METRICS_TOKEN is not: metrics not exposed")
         return
     try:
-        serve_metrics(settings.action_metrics_port, token=token, registry=REGISTRY)
+        serve_metrics(settings.action_metrics_port, token=token, registry=REGISTRY, host=settings.action_metrics_host)
     except (OSError, ValueError) as error:  # metrics are not worth failing the action server
         logger.warning("metrics not exposed on port %s: %s", settings.action_metrics_port, error)
 

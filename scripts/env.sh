@@ -30,7 +30,13 @@ export TANDEM_MODE
 : "${ACTION_PORT:=5055}"
 : "${ACTION_SERVER_URL:=http://127.0.0.1:$ACTION_PORT/webhook}"
 : "${ACTION_METRICS_PORT:=9105}"
+# Rasa's event stream to RabbitMQ for analytics (endpoints.yml: event_broker): off while the URL is
+# empty (the default, in both modes); e.g. amqp://user:password@127.0.0.1:5672/%2F. Defined even
+# when empty: Rasa refuses an endpoints.yml whose ${VAR} is not set.
+: "${EVENT_BROKER_URL:=}"
+: "${EVENT_BROKER_QUEUE:=tandem-analytics}"
 export DATABASE_URL ACTION_SERVER_URL TRACKER_DB_DIALECT TRACKER_DB_URL LOCK_STORE_TYPE \
-  LOCK_STORE_HOST LOCK_STORE_PORT LOCK_STORE_DB RASA_PORT ACTION_PORT ACTION_METRICS_PORT
+  LOCK_STORE_HOST LOCK_STORE_PORT LOCK_STORE_DB RASA_PORT ACTION_PORT ACTION_METRICS_PORT \
+  EVENT_BROKER_URL EVENT_BROKER_QUEUE
 # No telemetry or error reports leave the machine; quieter TensorFlow and SQLAlchemy 1.4.
 export RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=3 SQLALCHEMY_SILENCE_UBER_WARNING=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"

@@ -10,6 +10,8 @@
 #                       conversation to one of them: docs/production.md)
 #   ACTION_REPLICAS=M   M action servers on ACTION_PORT, ACTION_PORT+1, ... (metrics on
 #                       ACTION_METRICS_PORT+i); Rasa replica i calls action server i mod M
+# In either mode EVENT_BROKER_URL=amqp://user:password@host:5672/vhost streams Rasa's events to
+# RabbitMQ (queue EVENT_BROKER_QUEUE) and starts the analytics consumer that reads them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -56,6 +58,12 @@ fi
 redact() { printf '%s' "$1" | sed -E 's#//[^@/]*@#//***@#'; }
 echo "==> mode: $TANDEM_MODE; database: ${DATABASE_URL%%://*} ($(redact "$DATABASE_URL"))"
 echo "==> Rasa tracker store: $TRACKER_DB_DIALECT ($(redact "$TRACKER_DB_URL")); lock store: $LOCK_STORE_TYPE"
+if [ -n "$EVENT_BROKER_URL" ]; then
+  event_stream="RabbitMQ ($(redact "$EVENT_BROKER_URL")), queue $EVENT_BROKER_QUEUE, read by the analytics consumer"
+else
+  event_stream="off (EVENT_BROKER_URL empty)"
+fi
+echo "==> event stream: $event_stream"
 .venv/bin/python -m tandem.cli migrate
 # The embedded demo: the schedule plus the public demo customers and bookings of the README.
 .venv/bin/python -m tandem.cli seed --demo
@@ -82,7 +90,8 @@ fi
 # Every server is supervised (scripts/supervise.sh): one that exits after it came up is started
 # again (the others keep serving; with replicas the gateway routes around a dead one meanwhile).
 . scripts/supervise.sh
-rm -f var/log/rasa*.log var/log/actions*.log var/log/gateway.log var/log/expire-holds.log  # this run's logs only
+rm -f var/log/rasa*.log var/log/actions*.log var/log/gateway.log var/log/expire-holds.log \
+  var/log/analytics.log  # this run's logs only
 action_log() { if [ "$ACTION_REPLICAS" -gt 1 ]; then echo "var/log/actions-$1.log"; else echo var/log/actions.log; fi; }
 rasa_log() { if [ "$RASA_REPLICAS" -gt 1 ]; then echo "var/log/rasa-$1.log"; else echo var/log/rasa.log; fi; }
 start_actions() {  # start_actions I: action server I on ACTION_PORT+I (metrics on ACTION_METRICS_PORT+I)
@@ -120,12 +129,17 @@ start_expire_holds() {
   start expire-holds var/log/expire-holds.log \
     .venv/bin/python -m tandem.cli expire-holds --every "$EXPIRE_HOLDS_EVERY_SECONDS"
 }
+start_analytics() {
+  # Reads Rasa's events from RabbitMQ (EVENT_BROKER_URL, EVENT_BROKER_QUEUE; scripts/env.sh).
+  start analytics var/log/analytics.log .venv/bin/python -m tandem.cli analytics consume
+}
 restart() {  # restart ROLE
   case $1 in
     actions:*) start_actions "${1#actions:}" ;;
     rasa:*) start_rasa "${1#rasa:}" ;;
     gateway) start_gateway ;;
     expire-holds) start_expire_holds ;;
+    analytics) start_analytics ;;
   esac
 }
 
@@ -159,11 +173,18 @@ wait_for "gateway" "http://127.0.0.1:$GATEWAY_PORT/healthz" 30 "${pids[-1]}"
 
 echo "==> releasing expired seat holds every ${EXPIRE_HOLDS_EVERY_SECONDS} s (log: var/log/expire-holds.log)"
 start_expire_holds
+if [ -n "$EVENT_BROKER_URL" ]; then
+  # After the Rasa servers: they declare the durable queue when RabbitMQ is reachable (and keep the
+  # events in a bounded buffer while it is not). The queue keeps them while the consumer restarts.
+  echo "==> reading Rasa's events from RabbitMQ queue $EVENT_BROKER_QUEUE (log: var/log/analytics.log)"
+  start_analytics
+fi
 
 cat <<MSG
 
   Andaman Air assistant is running.
     Mode: $TANDEM_MODE; Rasa replicas: $RASA_REPLICAS (${rasa_urls[*]}); action servers: $ACTION_REPLICAS
+    Event stream: $event_stream
     Website chat (demo page): http://127.0.0.1:$GATEWAY_PORT/
     Chat from a terminal through the gateway (a bearer session, then one message):
       T=\$(curl -s -X POST http://127.0.0.1:$GATEWAY_PORT/api/v1/session -H 'Content-Type: application/json' \\

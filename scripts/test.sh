@@ -12,6 +12,7 @@ echo "==> types (mypy: strict for tandem/, checked for actions/ and tandem_rasa/
 .venv/bin/mypy --strict tandem
 .venv/bin/mypy actions tandem_rasa
 bash scripts/ensure_chromium.sh
+bash scripts/ensure_promtool.sh
 bash scripts/train.sh
 echo "==> pytest"
 exec .venv/bin/python -m pytest "$@"

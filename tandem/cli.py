@@ -1,7 +1,8 @@
 """Command line: ``python -m tandem.cli migrate|seed [--demo]|reset-db|expire-holds [--every SECONDS]``,
 ``telegram set-webhook URL [--drop-pending-updates]`` (tandem/channel_admin.py),
 ``agent add --email EMAIL --name NAME [--role agent|admin]`` (password on standard input) and
-``agent disable --email EMAIL``.
+``agent disable --email EMAIL``, ``kpi [--since ISO] [--until ISO] [--channel C] [--json]
+[--source tracker|analytics]`` and ``analytics consume|rebuild`` (tandem/analytics/commands.py).
 
 Configuration comes from the environment (DATABASE_URL, SCHEDULE_DAYS, SEED_DEMO_DATA, ...), as
 everywhere.
@@ -23,11 +24,13 @@ from typing import Protocol
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from tandem.analytics import commands as analytics_commands
 from tandem.channel_admin import telegram_set_webhook
 from tandem.clock import utc_now
 from tandem.db.engine import create_engine_from_settings, make_session_factory
 from tandem.db.migrate import downgrade_base, upgrade_head
 from tandem.errors import Conflict, Invalid
+from tandem.logs import configure_json_logging
 from tandem.seed import SeedReport, seed
 from tandem.services.agents import add_agent, set_active
 from tandem.services.bookings import expire_holds
@@ -197,6 +200,15 @@ def _positive_seconds(value: str) -> float:
     return seconds
 
 
+def _moment(value: str) -> float:
+    try:
+        return analytics_commands.parse_moment(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            "must be an ISO 8601 date or time, e.g. 2026-12-01 or 2026-12-01T08:00+07:00"
+        ) from exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tandem.cli", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -233,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     agent_add.add_argument("--role", choices=("agent", "admin"), default="agent", help="default: agent")
     agent_disable = agent_sub.add_parser("disable", help="disable an agent and end its console sessions")
     agent_disable.add_argument("--email", required=True, help="the agent's login")
+    analytics_commands.add_parsers(sub, _moment)
     args = parser.parse_args(argv)
 
     settings = load_cli_settings()
@@ -257,6 +270,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return telegram_set_webhook(args.url, drop_pending_updates=args.drop_pending_updates)
     elif args.command == "agent":
         return _agent_command(args, settings.database)
+    elif args.command == "kpi":
+        return analytics_commands.kpi_command(
+            args, analytics=settings.analytics, database=settings.database, out=sys.stdout, err=sys.stderr
+        )
+    elif args.command == "analytics":
+        if args.analytics_command == "rebuild":
+            log.info("rebuilt %d session rows", analytics_commands.rebuild_all(settings.database))
+            return 0
+        configure_json_logging(settings.log.log_level)
+        stop = threading.Event()
+        _stop_on_signals(stop)
+        return analytics_commands.run_consumer(settings.analytics, settings.database, stop=stop)
     return 0
 
 

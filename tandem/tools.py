@@ -35,6 +35,8 @@ from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
+from tandem.analytics import toolcalls
+from tandem.analytics.metrics import ToolMetrics, tool_outcome
 from tandem.clock import Clock, utc_now
 from tandem.db.engine import create_engine_from_settings, make_session_factory
 from tandem.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError, Unavailable
@@ -105,6 +107,7 @@ class Toolbox(Tools):
     knowledge: KnowledgeBase | None = None  # None: KNOWLEDGE_DIR is indexed on first use
     engine: Engine | None = None  # set when the toolbox owns it (from_settings)
     infra: Infrastructure | None = None  # closed with the toolbox when it owns it (from_settings)
+    metrics: ToolMetrics | None = None  # calls, failures and latency by tool (the action server's registry)
     _knowledge_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _tool_registry: ClassVar[Mapping[str, Tool[Any, Any]] | None] = None
 
@@ -115,7 +118,12 @@ class Toolbox(Tools):
 
     @classmethod
     def from_settings(
-        cls, settings: ActionSettings, *, infra: Infrastructure | None = None, mailer: ResetMailer | None = None
+        cls,
+        settings: ActionSettings,
+        *,
+        infra: Infrastructure | None = None,
+        mailer: ResetMailer | None = None,
+        metrics: ToolMetrics | None = None,
     ) -> Toolbox:
         """Engine, session factory and rate limiter (from ``infra``, the process's composition root,
         else one of its own) from the settings; call :meth:`close` at exit."""
@@ -129,6 +137,7 @@ class Toolbox(Tools):
             mailer=mailer,
             engine=engine,
             infra=infra if owned else None,
+            metrics=metrics,
         )
 
     def close(self) -> None:
@@ -180,7 +189,12 @@ class Toolbox(Tools):
             outcome = type(exc).__name__
             raise
         finally:
-            duration_ms = int((time.perf_counter() - started) * 1000)
+            seconds = time.perf_counter() - started
+            duration_ms = int(seconds * 1000)
+            code = tool_outcome(outcome)
+            toolcalls.record(name, code, duration_ms)
+            if self.metrics is not None and tool is not None:  # unknown names stay out of the labels
+                self.metrics.observe(name, code, seconds)
             await self._audit(caller, name, tool, raw, outcome, duration_ms)
 
     def _run(self, tool: Tool[Any, Any], caller: Caller, args: BaseModel, now: dt.datetime) -> Any:

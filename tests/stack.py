@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "tandem.tar.gz"
 RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
 ARTIFACTS = ROOT / "tests" / "artifacts"
+AMQP_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
 
 def free_port() -> int:
@@ -123,6 +124,10 @@ def start_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "PYTHONPATH": str(ROOT),
         "RASA_API_TOKEN": token,
         "ACTION_SERVER_TOKEN": action_token,
+        # Rasa streams every event to RabbitMQ (a queue of this run's own; tests/e2e/test_analytics.py
+        # consumes it). RabbitMQ is a real dependency of the e2e tests, like PostgreSQL and Redis.
+        "EVENT_BROKER_URL": AMQP_URL,
+        "EVENT_BROKER_QUEUE": f"tandem-e2e-{uuid.uuid4().hex[:10]}",
     }
     for name in ("REDIS_URL", "ACTION_METRICS_PORT", "LLM_MODEL", "LLM_BASE_URL"):
         env.pop(name, None)  # the embedded default: no Redis, no metrics port, no LLM

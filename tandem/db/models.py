@@ -409,3 +409,62 @@ class FallbackDecisionRecord(Base):
     cached: Mapped[bool] = mapped_column(Boolean)
     degraded: Mapped[bool] = mapped_column(Boolean)
     detail: Mapped[dict[str, str]] = mapped_column(JSONType)
+
+
+class AnalyticsEvent(Base):
+    """One Rasa event received from the event stream (0006), stored once however often it arrives.
+
+    The Pika broker sends no event id, so ``event_key`` is the SHA-256 of the conversation id and
+    the event's canonical JSON: a redelivered message has the same key and changes nothing.
+    ``data`` is the event without what analytics does not need (message texts, other slots'
+    values: see :func:`tandem.analytics.store.reduced_event`).
+    """
+
+    __tablename__ = "analytics_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_key: Mapped[str] = mapped_column(String(64), unique=True)
+    sender_id: Mapped[str] = mapped_column(String(255), index=True)
+    type_name: Mapped[str] = mapped_column(String(64))
+    timestamp: Mapped[float] = mapped_column(Float)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AnalyticsSession(Base):
+    """One Rasa session as analytics sees it (0006): rebuilt from ``analytics_events`` by the consumer.
+
+    The fields are :class:`tandem.analytics.sessions.SessionRecord`'s; ``started_at`` /
+    ``ended_at`` / ``next_started_at`` are Rasa's epoch timestamps; ``llm_cost`` is an exact
+    decimal string in LLM_PRICE_CURRENCY.
+    """
+
+    __tablename__ = "analytics_sessions"
+    __table_args__ = (UniqueConstraint("sender_id", "started_at", name="uq_analytics_sessions_start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sender_id: Mapped[str] = mapped_column(String(255), index=True)
+    started_at: Mapped[float] = mapped_column(Float, index=True)
+    ended_at: Mapped[float] = mapped_column(Float)
+    next_started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    channel: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    user_turns: Mapped[int] = mapped_column(Integer)
+    engaged: Mapped[bool] = mapped_column(Boolean)
+    success: Mapped[bool] = mapped_column(Boolean)
+    fallback_turns: Mapped[int] = mapped_column(Integer)
+    fallback_stages: Mapped[dict[str, int]] = mapped_column(JSONType)
+    outcomes: Mapped[list[str]] = mapped_column(JSONType)
+    handoff_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rating_asked: Mapped[bool] = mapped_column(Boolean)
+    tool_calls: Mapped[int] = mapped_column(Integer)
+    tool_failures: Mapped[int] = mapped_column(Integer)
+    error_turns: Mapped[int] = mapped_column(Integer)
+    llm_prompt_tokens: Mapped[int] = mapped_column(Integer)
+    llm_completion_tokens: Mapped[int] = mapped_column(Integer)
+    llm_cost: Mapped[str] = mapped_column(String(40))
+    llm_answers: Mapped[int] = mapped_column(Integer)
+    llm_cache_hits: Mapped[int] = mapped_column(Integer)
+    turn_latencies_ms: Mapped[list[int]] = mapped_column(JSONType)
+    first_response_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,12 +1,14 @@
 """Configuration, read only from the environment (and an optional ``.env``), split by concern.
 
 Parts: :class:`DatabaseSettings`, :class:`RedisSettings`, :class:`LogSettings`
-(:mod:`.infrastructure`); :class:`BusinessSettings`, :class:`BrandSettings` (:mod:`.business`);
+(:mod:`.infrastructure`); :class:`AnalyticsSettings`, :class:`ProcessExporterSettings`
+(:mod:`.analytics`); :class:`BusinessSettings`, :class:`BrandSettings` (:mod:`.business`);
 :class:`LlmSettings`, :class:`FallbackSettings` (:mod:`.llm`); :class:`InputSettings`,
 :class:`TurnSettings`, :class:`ActionServerSettings`, :class:`GatewaySettings` (:mod:`.servers`).
 Each process loads its parts with one loader (:mod:`.processes`). Nothing here runs at import time.
 """
 
+from tandem.settings.analytics import AnalyticsSettings, ProcessExporterSettings
 from tandem.settings.business import BrandSettings, BusinessSettings
 from tandem.settings.channels import SlackSettings, TelegramSettings
 from tandem.settings.desk import ChatwootSettings, HandoffSettings
@@ -36,6 +38,7 @@ __all__ = [
     "MAX_MESSAGE_CHARS_CEILING",
     "ActionServerSettings",
     "ActionSettings",
+    "AnalyticsSettings",
     "BrandSettings",
     "BusinessSettings",
     "ChatwootSettings",
@@ -48,6 +51,7 @@ __all__ = [
     "InputSettings",
     "LlmSettings",
     "LogSettings",
+    "ProcessExporterSettings",
     "RedisSettings",
     "SlackSettings",
     "TelegramSettings",

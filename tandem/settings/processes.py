@@ -18,6 +18,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar, get_type_hints
 
+from tandem.settings.analytics import AnalyticsSettings
 from tandem.settings.base import SettingsPart
 from tandem.settings.business import BrandSettings, BusinessSettings
 from tandem.settings.channels import SlackSettings, TelegramSettings
@@ -140,6 +141,7 @@ class CliSettings(_Composite):
     business: BusinessSettings
     brand: BrandSettings
     log: LogSettings
+    analytics: AnalyticsSettings
 
 
 C = TypeVar("C", bound=_Composite)

@@ -40,6 +40,8 @@ class ActionServerSettings(SettingsPart):
     # The action server's Prometheus metrics (fallback chain: tokens, cost, latency, cache hits,
     # decisions) on 127.0.0.1:<port>/metrics; unset = not exposed.
     action_metrics_port: int | None = Field(default=None, ge=1, le=65535, alias="ACTION_METRICS_PORT")
+    # Loopback by default; 0.0.0.0 only inside a container whose port is not published (compose).
+    action_metrics_host: str = Field(default="127.0.0.1", min_length=1, alias="ACTION_METRICS_HOST")
     # Scrapers of those metrics send "Authorization: Bearer <token>"; without a token they are not exposed.
     action_metrics_token: SecretStr | None = Field(default=None, alias="ACTION_METRICS_TOKEN")
     # The action server runs actions only for callers with this bearer token (Rasa, through

@@ -78,7 +78,9 @@ WRITE_ACTIONS = frozenset({"action_create_booking", "action_cancel_booking"})
 ALLOWED_FOLLOWUPS = frozenset(
     {"flight_booking_form", "booking_lookup_form", "flight_status_form", "password_reset_form", "action_handoff"}
 )
-ALLOWED_SLOTS = frozenset({"low_confidence_turns", "lookup_purpose"})
+# The chain's own slots; fallback_decision and task_outcome are the analytics record of the decision
+# (codes and numbers, influence_conversation: false in domain.yml), never read by the dialogue.
+ALLOWED_SLOTS = frozenset({"low_confidence_turns", "lookup_purpose", "fallback_decision", "task_outcome"})
 ALLOWED_PAYLOADS = frozenset({f"/{name}" for name, _ in SUGGESTIBLE} | {"/request_human"})
 
 # The personal data seeded into conversations (build.py refuses corpus rows that contain them).

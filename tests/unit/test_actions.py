@@ -24,6 +24,7 @@ from actions.booking import (
     ValidateFlightBookingForm,
     today_local,
 )
+from actions.common import outcome
 from actions.context import use_fallback_chain, use_toolbox
 from actions.fallback import ActionFallback, consecutive_fallbacks
 from actions.feedback import ActionRecordRating
@@ -174,7 +175,7 @@ async def test_search_offers_flights_as_buttons(toolbox: Toolbox) -> None:
     events = await ActionSearchFlights().run(dispatcher, tracker(search_slots(toolbox)), DOMAIN)
     assert responses(dispatcher) == ["utter_flight_options"]
     options = events[0]["value"]
-    assert events == [SlotSet("flight_options", options), SlotSet("flight_selected", None)]
+    assert events == [SlotSet("flight_options", options), SlotSet("flight_selected", None), outcome("flights_listed")]
     assert 1 <= len(options) <= 3
     buttons = dispatcher.messages[0]["buttons"]
     assert [json.loads(b["payload"].removeprefix("/choose_flight"))["flight_id"] for b in buttons] == [
@@ -322,7 +323,7 @@ async def test_large_refund_needs_approval_and_creates_a_ticket(toolbox: Toolbox
 async def test_flight_status_chooses_the_response_of_the_status(toolbox: Toolbox) -> None:
     dispatcher = CollectingDispatcher()
     events = await ActionFlightStatus().run(dispatcher, tracker({"flight_number": "AN204"}), DOMAIN)
-    assert events == [SlotSet("flight_number", None), SlotSet("flight_date", None)]
+    assert events == [SlotSet("flight_number", None), SlotSet("flight_date", None), outcome("flight_status_answered")]
     [response] = responses(dispatcher)
     assert response in {f"utter_flight_status_{s}" for s in ("scheduled", "delayed", "departed", "landed", "cancelled")}
     assert dispatcher.messages[0]["flight_number"] == "AN204"
@@ -339,7 +340,7 @@ async def test_password_reset_reply_is_the_same_for_known_and_unknown(toolbox: T
     for email in ("john.smith@example.com", "nobody@example.org"):
         dispatcher = CollectingDispatcher()
         events = await ActionRequestPasswordReset().run(dispatcher, tracker({"email": email}), DOMAIN)
-        assert events == [SlotSet("email", None)]
+        assert events == [SlotSet("email", None), outcome("reset_sent")]  # known or not: the same
         replies.append(dispatcher.messages)
     assert replies[0] == replies[1]
     assert responses_of(replies[0]) == ["utter_password_reset_sent"]
@@ -366,7 +367,22 @@ async def test_fallback_answers_from_the_knowledge_base_with_its_source(chain: F
     events = await ActionFallback().run(
         dispatcher, tracker(text="Can I bring my surfboard?", intent="nlu_fallback"), DOMAIN
     )
-    assert events == [SlotSet("low_confidence_turns", 0.0)]
+    record = {
+        "stage": "answer",
+        "reason": "no_llm:passage",
+        "mode": "retrieval",
+        "cached": False,
+        "model": False,  # embedded mode: no model was asked, nothing was spent
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "model_ms": 0,
+        "cost": "0",
+    }
+    assert events == [
+        SlotSet("low_confidence_turns", 0.0),
+        SlotSet("fallback_decision", record),
+        outcome("knowledge_answered"),
+    ]
     [message] = dispatcher.messages
     assert "surf" in message["text"].lower() and "Source:" in message["text"]
 
@@ -430,7 +446,13 @@ async def test_handoff_creates_a_ticket_and_leaves_the_form(toolbox: Toolbox, db
     dispatcher = CollectingDispatcher()
     events = await ActionHandoff().run(dispatcher, t, DOMAIN)
     # The bot stops talking: the conversation is paused until the gateway hands it back.
-    assert events == [ActiveLoop(None), SlotSet("requested_slot", None), ConversationPaused()]
+    assert events == [
+        ActiveLoop(None),
+        SlotSet("requested_slot", None),
+        SlotSet("handoff_reason", "user_request"),
+        outcome("handoff"),
+        ConversationPaused(),
+    ]
     assert responses(dispatcher) == ["utter_handoff_created", None]
     with db.sessions() as session:
         ticket = session.execute(select(Ticket)).scalars().one()

@@ -37,6 +37,8 @@ EXPECTED_TABLES = {
     "audit_log",
     "lookup_failures",
     "fallback_decisions",
+    "analytics_events",
+    "analytics_sessions",
     "alembic_version",
 }
 

@@ -2,7 +2,8 @@
 every service the architecture names (two Rasa replicas, two action servers), every variable
 endpoints.yml needs, the atomic lock store, healthy start order, health checks and restart
 policies, files that exist, images pinned to exact versions, the same pins as the local
-environments."""
+environments; and the analytics stack (RabbitMQ, the consumer, Prometheus, Grafana): internal
+ports unpublished, secrets required from the environment, tokens handed to Prometheus as files."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ ATOMIC_LOCK_STORE = "tandem_rasa.lock_store.AtomicRedisLockStore"
 # The one-shot jobs; every other service runs for as long as the stack does.
 ONE_SHOT = {"migrate"}
 # A tag names an exact release: major.minor.patch, or major.minor for the images whose releases
-# have two parts (PostgreSQL since 10), optionally with a variant suffix (-full, -slim-bookworm).
-PINNED_TAG = re.compile(r"^(?P<version>\d+\.\d+(?P<patch>\.\d+)?)(?:-[a-z0-9][a-z0-9.-]*)?$")
+# have two parts (PostgreSQL since 10), optionally with a "v" (Prometheus's tags) and a variant
+# suffix (-full, -slim-bookworm, -management-alpine).
+PINNED_TAG = re.compile(r"^v?(?P<version>\d+\.\d+(?P<patch>\.\d+)?)(?:-[a-z0-9][a-z0-9.-]*)?$")
 TWO_PART_RELEASES = {"postgres"}
 
 
@@ -65,6 +67,7 @@ def is_pinned(image: str) -> bool:
 def test_services_of_the_architecture(compose: dict[str, Any]) -> None:
     services = set(compose["services"])
     assert {"postgres", "redis", "migrate", "gateway", "caddy", "expire-holds"} <= services
+    assert {"rabbitmq", "analytics", "prometheus", "grafana"} <= services
     # The single services were replaced by their replicas.
     assert not {"rasa", "actions"} & services
     assert len(rasa_services(compose)) >= 2
@@ -210,7 +213,7 @@ def test_rasa_http_apis_are_published_on_loopback_only_and_on_distinct_ports(com
 
 
 def test_application_services_use_postgres_and_redis(compose: dict[str, Any]) -> None:
-    for name in ("migrate", "expire-holds", "gateway", *action_services(compose)):
+    for name in ("migrate", "expire-holds", "gateway", "analytics", *action_services(compose)):
         env = compose["services"][name]["environment"]
         assert env["DATABASE_URL"].startswith("postgresql+psycopg://") and "@postgres:5432/" in env["DATABASE_URL"]
         assert env["REDIS_URL"].startswith("redis://redis:6379")
@@ -282,6 +285,14 @@ def test_the_health_checks_probe_the_right_ports(compose: dict[str, Any]) -> Non
         ("redis:7.0.15", True),
         ("rasa/rasa:3.6.21-full", True),
         ("python:3.11.11-slim-bookworm", True),
+        ("rabbitmq:3.13.7-management-alpine", True),
+        ("prom/prometheus:v2.53.3", True),
+        ("grafana/grafana:11.3.1", True),
+        ("rabbitmq:3-management", False),
+        ("rabbitmq:management-alpine", False),
+        ("prom/prometheus:v2", False),
+        ("prom/prometheus:v2.53", False),
+        ("grafana/grafana:latest", False),
         ("postgres:15", False),
         ("redis:7", False),
         ("redis:7.0", False),
@@ -314,7 +325,18 @@ def test_every_image_is_pinned_to_an_exact_version(compose: dict[str, Any]) -> N
 
 def test_no_secret_is_written_into_the_file(compose: dict[str, Any]) -> None:
     text = (ROOT / "docker-compose.yml").read_text()
-    secrets = ("POSTGRES_PASSWORD", "RASA_API_TOKEN", "GATEWAY_SECRET", "ACTION_SERVER_TOKEN", "GATEWAY_METRICS_TOKEN")
+    secrets = (
+        "POSTGRES_PASSWORD",
+        "RASA_API_TOKEN",
+        "GATEWAY_SECRET",
+        "ACTION_SERVER_TOKEN",
+        "GATEWAY_METRICS_TOKEN",
+        "ACTION_METRICS_TOKEN",
+        "ANALYTICS_METRICS_TOKEN",
+        "RABBITMQ_USER",
+        "RABBITMQ_PASSWORD",
+        "GRAFANA_ADMIN_PASSWORD",
+    )
     for secret in secrets:
         assert f"${{{secret}:?" in text
     assert not re.search(r"PASSWORD:\s*['\"]?[A-Za-z0-9]{4,}", text.replace("${POSTGRES_PASSWORD", ""))
@@ -324,8 +346,9 @@ def test_the_header_describes_the_stack(compose: dict[str, Any]) -> None:
     header = " ".join(
         line.lstrip("# ") for line in (ROOT / "docker-compose.yml").read_text().splitlines() if line.startswith("#")
     )
-    for name in (*rasa_services(compose), *action_services(compose)):
+    for name in (*rasa_services(compose), *action_services(compose), "rabbitmq", "analytics", "prometheus", "grafana"):
         assert name in header, name
+    assert "cAdvisor is not included" in header and "tandem.process_exporter" in header
     assert ATOMIC_LOCK_STORE in header and "rendezvous" in header
 
 
@@ -395,3 +418,137 @@ def test_rasa_is_served_with_onednn_off_as_make_run_does(compose: dict[str, Any]
     for name in rasa_services(compose):
         assert compose["services"][name]["environment"]["TF_ENABLE_ONEDNN_OPTS"] == "0", name
     assert 'TF_ENABLE_ONEDNN_OPTS="${TF_ENABLE_ONEDNN_OPTS:-0}"' in (ROOT / "scripts/run.sh").read_text()
+
+
+# --- The analytics stack ---------------------------------------------------------------------------
+
+INTERNAL = ("rabbitmq", "analytics", "postgres", "redis", "migrate", "expire-holds", "gateway")
+
+
+def required(value: str, name: str) -> bool:
+    """``value`` takes ``name`` from the environment and refuses to start without it (``:?``)."""
+    return f"${{{name}:?" in value
+
+
+def test_internal_services_publish_no_port_and_the_ui_only_on_loopback(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in (*INTERNAL, *action_services(compose)):
+        assert "ports" not in services[name], name
+    for name, port in (("prometheus", "9090"), ("grafana", "3000")):
+        assert services[name]["ports"] == [f"127.0.0.1:{port}:{port}"], name
+    # Only Caddy listens on every address.
+    public = [n for n, s in services.items() for p in s.get("ports", []) if not str(p).startswith("127.0.0.1:")]
+    assert set(public) == {"caddy"}
+
+
+def test_rabbitmq_is_pinned_healthy_and_its_credentials_are_required(compose: dict[str, Any]) -> None:
+    rabbitmq = compose["services"]["rabbitmq"]
+    assert rabbitmq["image"].startswith("rabbitmq:") and is_pinned(rabbitmq["image"])
+    assert rabbitmq["healthcheck"]["test"] == ["CMD", "rabbitmq-diagnostics", "-q", "ping"]
+    assert required(rabbitmq["environment"]["RABBITMQ_DEFAULT_USER"], "RABBITMQ_USER")
+    assert required(rabbitmq["environment"]["RABBITMQ_DEFAULT_PASS"], "RABBITMQ_PASSWORD")
+    assert rabbitmq["expose"] == ["5672"]
+    # A fixed node name, or a re-created container would not find its own data in the volume.
+    assert rabbitmq["hostname"] == "rabbitmq"
+    assert any(v.endswith(":/var/lib/rabbitmq") for v in rabbitmq["volumes"])
+
+
+def test_rasa_streams_its_events_to_rabbitmq_and_waits_for_it(compose: dict[str, Any]) -> None:
+    endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text())
+    assert endpoints["event_broker"]["url"] == "${EVENT_BROKER_URL}"
+    for name in rasa_services(compose):
+        service = compose["services"][name]
+        value = service["environment"]["EVENT_BROKER_URL"]
+        assert required(value, "RABBITMQ_USER") and required(value, "RABBITMQ_PASSWORD"), name
+        # ${VAR:?message} holds colons: parse the URL with each variable as its bare name.
+        url = urlsplit(re.sub(r"\$\{(\w+)[^}]*\}", r"\1", value))
+        assert (url.scheme, url.username, url.password) == ("amqp", "RABBITMQ_USER", "RABBITMQ_PASSWORD"), name
+        assert (url.hostname, url.port, url.path) == ("rabbitmq", 5672, "/%2F"), name  # %2F: the default vhost
+        assert service["environment"]["EVENT_BROKER_QUEUE"], name
+        assert service["depends_on"]["rabbitmq"]["condition"] == "service_healthy", name
+
+
+def test_the_analytics_consumer_reads_the_same_queue_and_serves_its_metrics(compose: dict[str, Any]) -> None:
+    analytics = compose["services"]["analytics"]
+    env = analytics["environment"]
+    assert analytics["command"] == ["python", "-m", "tandem.cli", "analytics", "consume"]
+    assert analytics["build"]["dockerfile"] == "docker/actions.Dockerfile"
+    rasa_env = compose["services"][rasa_services(compose)[0]]["environment"]
+    assert env["EVENT_BROKER_URL"] == rasa_env["EVENT_BROKER_URL"]
+    assert env["EVENT_BROKER_QUEUE"] == rasa_env["EVENT_BROKER_QUEUE"]
+    assert env["TRACKER_DB_URL"] == rasa_env["TRACKER_DB_URL"]
+    assert env["ANALYTICS_METRICS_PORT"] == "9107" and "9107" in analytics["expose"]
+    assert required(env["ANALYTICS_METRICS_TOKEN"], "ANALYTICS_METRICS_TOKEN")
+    assert "9107" in analytics["healthcheck"]["test"][-1]
+    assert analytics["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+    assert analytics["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    # Every variable it is given is one the analytics settings read.
+    from tandem.settings import AnalyticsSettings, DatabaseSettings, LogSettings, RedisSettings
+
+    known = set().union(
+        *(part.environment_names() for part in (AnalyticsSettings, DatabaseSettings, LogSettings, RedisSettings))
+    )
+    assert set(env) <= known, set(env) - known
+
+
+def test_prometheus_gets_every_token_as_a_file_its_configuration_reads(compose: dict[str, Any]) -> None:
+    prometheus = compose["services"]["prometheus"]
+    assert prometheus["image"].startswith("prom/prometheus:") and is_pinned(prometheus["image"])
+    config = yaml.safe_load((ROOT / "ops/prometheus/prometheus.yml").read_text())
+    script = prometheus["command"][0]
+    for job in config["scrape_configs"]:
+        path = job["authorization"]["credentials_file"]
+        variable = Path(path).name.upper()
+        # The entrypoint writes the token from the environment (required there) into that file.
+        assert f'"$${variable}" > {path}' in script, job["job_name"]
+        assert required(prometheus["environment"][variable], variable), variable
+        # ... and the scraped service takes the same variable.
+        for target in job["static_configs"][0]["targets"]:
+            host, port = target.split(":")
+            service = compose["services"][host]
+            assert service["environment"][variable] == prometheus["environment"][variable], target
+            assert port in service.get("expose", []) or f"--port {port}" in " ".join(service.get("command", []))
+    assert (
+        script.rstrip()
+        .split("&&")[-1]
+        .strip()
+        .startswith("exec /bin/prometheus --config.file=/etc/prometheus/prometheus.yml")
+    )
+    assert "umask 077" in script and "unset " in script
+    # The tokens live in a tmpfs only Prometheus's user (nobody, 65534) reads, not in a layer.
+    assert any(t.startswith("/etc/prometheus/secrets:") and "uid=65534" in t for t in prometheus["tmpfs"])
+    mounts = prometheus["volumes"]
+    assert "./ops/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in mounts
+    assert "./ops/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro" in mounts
+    assert config["rule_files"] == ["alerts.yml"]
+    assert "/-/ready" in prometheus["healthcheck"]["test"][-1]
+
+
+def test_grafana_is_provisioned_from_the_repository_and_needs_a_password(compose: dict[str, Any]) -> None:
+    grafana = compose["services"]["grafana"]
+    assert grafana["image"].startswith("grafana/grafana:") and is_pinned(grafana["image"])
+    env = grafana["environment"]
+    assert required(env["GF_SECURITY_ADMIN_PASSWORD"], "GRAFANA_ADMIN_PASSWORD")
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false" and env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert "./ops/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana["volumes"]
+    assert "./ops/grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana["volumes"]
+    provider = yaml.safe_load((ROOT / "ops/grafana/provisioning/dashboards/tandem.yml").read_text())["providers"][0]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    source = yaml.safe_load((ROOT / "ops/grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"][
+        0
+    ]
+    assert urlsplit(source["url"]).hostname == "prometheus" and urlsplit(source["url"]).port == 9090
+    assert (
+        ROOT / env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"].replace("/var/lib/grafana", "ops/grafana")
+    ).is_file()
+    assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
+
+
+def test_env_example_names_every_analytics_variable() -> None:
+    from tandem.settings import AnalyticsSettings, ProcessExporterSettings
+
+    example = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", example, re.M))
+    names = AnalyticsSettings.environment_names() | ProcessExporterSettings.environment_names()
+    names |= {"RABBITMQ_USER", "RABBITMQ_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "ANALYTICS_METRICS_TOKEN"}
+    assert names <= documented, names - documented
