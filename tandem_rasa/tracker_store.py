@@ -40,6 +40,13 @@ store can be switched back and forth without a migration.
    and never stored. Both raise :class:`TrackerStoreFailed` (a ``BaseException``, which that
    wrapper lets through) instead: the turn ends unsaved with a retryable error
    (tandem_rasa/failures.py).
+6. **The event stream publishes what was stored, once stored.** With an event broker (analytics),
+   Rasa's ``save`` first calls ``stream_events``, which retrieves the conversation once more (a
+   query and a replay of the whole session into a tracker, every turn) to find the new events,
+   and publishes them before the insert: a turn whose insert then fails has published events the
+   tracker store never holds. Here the new events are the ones the insert writes, found as in
+   point 2, and they are published after the commit (publishing only appends to the broker's
+   buffer: tandem_rasa/event_broker.py).
 """
 
 from __future__ import annotations
@@ -164,10 +171,10 @@ class TandemSQLTrackerStore(SQLTrackerStore):
             raise TrackerStoreFailed("save", error) from error
 
     async def _save(self, tracker: DialogueStateTracker) -> None:
-        await self.stream_events(tracker)
         with self.session_scope() as session:
+            new_events = list(self._additional_events(session, tracker))
             rows = []
-            for event in self._additional_events(session, tracker):
+            for event in new_events:
                 data = event.as_dict()
                 rows.append(
                     {
@@ -182,6 +189,8 @@ class TandemSQLTrackerStore(SQLTrackerStore):
             if rows:
                 session.execute(sa.insert(self.SQLEvent.__table__), rows)
             session.commit()
+        if self.event_broker is not None and new_events:
+            await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
 
     def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator[Any]:
         stored = self._stored.pop(tracker.sender_id, None)

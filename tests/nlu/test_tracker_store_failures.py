@@ -23,6 +23,7 @@ SCRIPT = textwrap.dedent(
     import asyncio, json, sys
 
     import sqlalchemy as sa
+    from rasa.core.brokers.broker import EventBroker
     from rasa.core.tracker_store import FailSafeTrackerStore
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
@@ -57,8 +58,19 @@ SCRIPT = textwrap.dedent(
     def texts(tracker):
         return [e.text for e in tracker.events if isinstance(e, UserUttered)] if tracker else None
 
+    class Recording(EventBroker):
+        # The event stream as the tracker store feeds it: what would reach RabbitMQ.
+        def __init__(self):
+            self.bodies = []
+
+        def publish(self, event):
+            self.bodies.append(event)
+
     async def main():
-        store = FailSafeTrackerStore(TandemSQLTrackerStore(domain=domain, dialect="postgresql", **pg))
+        broker = Recording()
+        store = FailSafeTrackerStore(
+            TandemSQLTrackerStore(domain=domain, dialect="postgresql", event_broker=broker, **pg)
+        )
         tracker = await store.get_or_create_tracker("c1")
         tracker.update_with_events(turn(1), domain)
         await store.save(tracker)
@@ -73,6 +85,7 @@ SCRIPT = textwrap.dedent(
         tracker.update_with_events(turn(2), domain)  # the same message, sent again
         await store.save(tracker)
         results["again"] = texts(await store.retrieve("c1"))
+        results["published"] = [b["text"] for b in broker.bodies if b["event"] == "user" and b["sender_id"] == "c1"]
         return results
 
     print(json.dumps(asyncio.run(main())))
@@ -102,3 +115,5 @@ def test_a_database_failure_fails_the_turn_instead_of_forgetting_it() -> None:
     assert result["fallback_used"] is False  # nothing kept in Rasa's in-memory fallback
     assert result["after"] == ["message 1"]  # the failed save stored nothing
     assert result["again"] == ["message 1", "message 2"]
+    # The event stream carries what was stored: nothing of the failed save, each message once.
+    assert result["published"] == ["message 1", "message 2"]
