@@ -16,7 +16,10 @@ the project starts its action server with this module instead:
   ``ACTION_METRICS_TOKEN`` (not exposed without one);
 - logs are JSON lines (:mod:`tandem.logs`, as the gateway's); every line written during an action
   call carries the turn's ``correlation_id`` from the tracker's message metadata, and each call
-  ends with one ``{"event": "action", "action", "outcome", "duration_ms"}`` line. No message text.
+  ends with one ``{"event": "action", "action", "outcome", "duration_ms"}`` line. No message text;
+- with ``OTEL_EXPORTER_OTLP_ENDPOINT`` set, each call is a span ``action <name>`` (tandem/tracing.py)
+  continuing the gateway's trace from the message metadata's ``traceparent``; rasa-sdk's own
+  webhook span is switched off (it would record the sender id).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from opentelemetry.trace import NoOpTracerProvider, SpanKind
 from prometheus_client import REGISTRY
 from rasa_sdk.endpoint import create_app
 from rasa_sdk.executor import ActionExecutor
@@ -36,6 +40,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from tandem import tracing
 from tandem.analytics import toolcalls
 from tandem.analytics.outcomes import TOOL_CALLS_SLOT
 from tandem.logs import configure_json_logging, correlation_id, plausible_correlation_id
@@ -54,12 +59,18 @@ def _deny(status: int, code: str) -> HTTPResponse:
     return response.json({"error": code}, status=status)
 
 
-def call_correlation_id(action_call: Any) -> str | None:
-    """The correlation id the gateway sent with the latest message (``tracker.latest_message.metadata``)."""
+def call_metadata(action_call: Any) -> dict[str, Any] | None:
+    """The metadata the gateway sent with the latest message (``tracker.latest_message.metadata``)."""
     tracker = action_call.get("tracker") if isinstance(action_call, dict) else None
     latest = tracker.get("latest_message") if isinstance(tracker, dict) else None
     metadata = latest.get("metadata") if isinstance(latest, dict) else None
-    return plausible_correlation_id(metadata.get("correlation_id")) if isinstance(metadata, dict) else None
+    return metadata if isinstance(metadata, dict) else None
+
+
+def call_correlation_id(action_call: Any) -> str | None:
+    """The correlation id the gateway sent with the latest message (``tracker.latest_message.metadata``)."""
+    metadata = call_metadata(action_call)
+    return plausible_correlation_id(metadata.get("correlation_id")) if metadata is not None else None
 
 
 def with_tool_calls(result: Any, calls: list[dict[str, Any]]) -> Any:
@@ -73,31 +84,42 @@ def with_tool_calls(result: Any, calls: list[dict[str, Any]]) -> Any:
 
 class CorrelatedExecutor(ActionExecutor):
     """rasa-sdk's executor, with the call's correlation id in the logging context while it runs,
-    and the action's tool calls recorded in the tracker (:func:`with_tool_calls`)."""
+    the action's tool calls recorded in the tracker (:func:`with_tool_calls`), and the call as a
+    span ``action <name>`` in the trace of the metadata's ``traceparent``."""
 
     async def run(self, action_call: Any, *args: Any, **kwargs: Any) -> Any:
-        token = correlation_id.set(call_correlation_id(action_call))
-        started = time.perf_counter()
-        outcome = "ok"
-        try:
-            with toolcalls.collecting() as calls:
-                result = await super().run(action_call, *args, **kwargs)
-            return with_tool_calls(result, calls)
-        except BaseException as error:
-            outcome = type(error).__name__
-            raise
-        finally:
-            name = action_call.get("next_action") if isinstance(action_call, dict) else None
-            logger.info(
-                "action call",
-                extra={
-                    "event": "action",
-                    "action": name if isinstance(name, str) else None,
-                    "outcome": outcome,
-                    "duration_ms": int((time.perf_counter() - started) * 1000),
-                },
-            )
-            correlation_id.reset(token)
+        call_id = call_correlation_id(action_call)
+        token = correlation_id.set(call_id)
+        name = action_call.get("next_action") if isinstance(action_call, dict) else None
+        name = name if isinstance(name, str) else None
+        attributes = {"tandem.action": name or "unknown"}
+        if call_id is not None:
+            attributes[tracing.CORRELATION_ID] = call_id
+        parent = tracing.extract(call_metadata(action_call))
+        with tracing.start_span(
+            f"action {name or 'unknown'}", context=parent, kind=SpanKind.SERVER, attributes=attributes
+        ) as span:
+            started = time.perf_counter()
+            outcome = "ok"
+            try:
+                with toolcalls.collecting() as calls:
+                    result = await super().run(action_call, *args, **kwargs)
+                return with_tool_calls(result, calls)
+            except BaseException as error:
+                outcome = type(error).__name__
+                raise
+            finally:
+                tracing.set_outcome(span, outcome, failed=outcome != "ok")
+                logger.info(
+                    "action call",
+                    extra={
+                        "event": "action",
+                        "action": name,
+                        "outcome": outcome,
+                        "duration_ms": int((time.perf_counter() - started) * 1000),
+                    },
+                )
+                correlation_id.reset(token)
 
 
 def build_app(token: str, *, package: str = "actions") -> Sanic:
@@ -107,6 +129,9 @@ def build_app(token: str, *, package: str = "actions") -> Sanic:
     executor = CorrelatedExecutor()
     executor.register_package(package)
     app = create_app(executor, cors_origins=None)
+    # rasa-sdk's webhook span would use the global tracer provider and record the sender id (a
+    # conversation id); the executor's span (CorrelatedExecutor) is the one of an action call.
+    app.ctx.tracer_provider = NoOpTracerProvider()
     expected = f"Bearer {token}".encode()
 
     @app.on_request
@@ -163,10 +188,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     host = args.host or settings.action_server_host
     port = args.port or settings.action_port
+    # Spans by OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; else nothing is installed (no-ops).
+    tracer_provider = tracing.configure_tracing(tracing.ACTION_SERVICE, loaded.tracing)
     app = build_app(token)
     start_metrics(settings)
     logger.info("action server on http://%s:%s (webhook needs the token)", host, port)
     app.run(host=host, port=port, single_process=True, access_log=False, motd=False)
+    if tracer_provider is not None:
+        tracer_provider.shutdown()  # the last spans, bounded by the export timeout
     return 0
 
 

@@ -30,7 +30,6 @@ from tandem.clock import utc_now
 from tandem.db.engine import create_engine_from_settings, make_session_factory
 from tandem.db.migrate import downgrade_base, upgrade_head
 from tandem.errors import Conflict, Invalid
-from tandem.logs import configure_json_logging
 from tandem.seed import SeedReport, seed
 from tandem.services.agents import add_agent, set_active
 from tandem.services.bookings import expire_holds
@@ -278,10 +277,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.analytics_command == "rebuild":
             log.info("rebuilt %d session rows", analytics_commands.rebuild_all(settings.database))
             return 0
-        configure_json_logging(settings.log.log_level)
         stop = threading.Event()
         _stop_on_signals(stop)
-        return analytics_commands.run_consumer(settings.analytics, settings.database, stop=stop)
+        return analytics_commands.run_consumer(
+            settings.analytics, settings.database, stop=stop, log_level=settings.log.log_level
+        )
     return 0
 
 

@@ -14,6 +14,9 @@ as an async method (``await toolbox.create_booking(caller, **arguments)``) and b
 4. an ``audit_log`` row (caller, role, tool, masked arguments, outcome, duration) is written in
    a separate transaction, whatever the outcome.
 
+Each call is a span ``tool <name>`` (tandem/tracing.py: the tool, the caller's role, the outcome,
+the duration; never the arguments), a child of the action's span.
+
 A timed-out worker thread cannot be killed; it finishes or fails on its own, bounded by the
 database ``statement_timeout``, and its transaction is rolled back if it raises.
 """
@@ -35,8 +38,9 @@ from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
+from tandem import tracing
 from tandem.analytics import toolcalls
-from tandem.analytics.metrics import ToolMetrics, tool_outcome
+from tandem.analytics.metrics import ToolMetrics, tool_failed, tool_outcome
 from tandem.clock import Clock, utc_now
 from tandem.db.engine import create_engine_from_settings, make_session_factory
 from tandem.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError, Unavailable
@@ -174,28 +178,36 @@ class Toolbox(Tools):
         """Run the tool ``name`` for ``caller``: authorise, validate, run with its timeout, audit."""
         tool = self.tools().get(name)
         raw = tool.raw_arguments(arguments) if tool is not None else dict(arguments)
-        started = time.perf_counter()
-        outcome = "ok"
-        try:
-            known = _authorize(tool, name, caller)
-            args = _validate(known.args, raw)
-            now = self.clock()
-            timeout = known.timeout or self.settings.server.tool_timeout_seconds
+        label = name if tool is not None else "unknown"  # unknown names stay out of span names, too
+        attributes = {"tandem.tool": label, "tandem.caller.role": caller.role}
+        with tracing.start_span(f"tool {label}", attributes=attributes) as span:
+            started = time.perf_counter()
+            outcome = "ok"
             try:
-                return await asyncio.wait_for(asyncio.to_thread(self._run, known, caller, args, now), timeout=timeout)
-            except TimeoutError as exc:
-                raise Unavailable(f"{name} did not finish in time") from exc
-        except BaseException as exc:
-            outcome = type(exc).__name__
-            raise
-        finally:
-            seconds = time.perf_counter() - started
-            duration_ms = int(seconds * 1000)
-            code = tool_outcome(outcome)
-            toolcalls.record(name, code, duration_ms)
-            if self.metrics is not None and tool is not None:  # unknown names stay out of the labels
-                self.metrics.observe(name, code, seconds)
-            await self._audit(caller, name, tool, raw, outcome, duration_ms)
+                known = _authorize(tool, name, caller)
+                args = _validate(known.args, raw)
+                now = self.clock()
+                timeout = known.timeout or self.settings.server.tool_timeout_seconds
+                try:
+                    return await asyncio.wait_for(
+                        asyncio.to_thread(self._run, known, caller, args, now), timeout=timeout
+                    )
+                except TimeoutError as exc:
+                    raise Unavailable(f"{name} did not finish in time") from exc
+            except BaseException as exc:
+                outcome = type(exc).__name__
+                raise
+            finally:
+                seconds = time.perf_counter() - started
+                duration_ms = int(seconds * 1000)
+                code = tool_outcome(outcome)
+                toolcalls.record(name, code, duration_ms)
+                if self.metrics is not None and tool is not None:  # unknown names stay out of the labels
+                    self.metrics.observe(name, code, seconds)
+                # A business answer (not_found ...) is not a failure of the call.
+                tracing.set_outcome(span, code, failed=tool_failed(code))
+                span.set_attribute("tandem.tool.duration_ms", duration_ms)
+                await self._audit(caller, name, tool, raw, outcome, duration_ms)
 
     def _run(self, tool: Tool[Any, Any], caller: Caller, args: BaseModel, now: dt.datetime) -> Any:
         """In the worker thread: the service with its arguments and what it ``uses``."""

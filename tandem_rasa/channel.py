@@ -7,7 +7,8 @@ door (website, Slack, Telegram) ends in the gateway, which verifies its callers 
     POST /webhooks/gateway/webhook
     Authorization: Bearer <RASA_API_TOKEN>
     {"sender": "<conversation id>", "message": "<text>",
-     "metadata": {"channel": "website", "client": "<opaque key>", "correlation_id": "<turn id>"}}
+     "metadata": {"channel": "website", "client": "<opaque key>", "correlation_id": "<turn id>",
+                  "traceparent": "00-<trace id>-<span id>-<flags>"}}
 
 and gets the bot's messages as a JSON list, like the REST channel; a turn that fails (the tracker
 store, the lock store or the action server unreachable) answers ``500 {"error": "turn_failed"}``
@@ -15,7 +16,9 @@ and saves nothing, where the REST channel would answer 200 with whatever was sai
 failure (tandem_rasa/failures.py). Without the token (compared in
 constant time) the answer is 401 and nothing runs. The metadata is reduced to the known keys with
 short printable string values (:func:`tandem.conversation.metadata.clean_metadata`, which the
-actions read it with too), so the tracker never stores what a caller invents.
+actions read it with too), so the tracker never stores what a caller invents. The W3C trace context
+(``traceparent``, ``tracestate``) is kept only when well formed: Rasa 3.6 has no tracing of its
+own, it hands the metadata on unchanged to the action server, which continues the gateway's trace.
 
 ``credentials.yml``::
 

@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import pika
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,6 +175,16 @@ def start_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         if rasa is not None:
             stop(rasa)
         stop(actions)
+        delete_queue(env["EVENT_BROKER_QUEUE"])
+
+
+def delete_queue(name: str) -> None:
+    """Remove a test run's RabbitMQ queue (and what is left in it)."""
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        connection.channel().queue_delete(name)
+    finally:
+        connection.close()
 
 
 def sample_day() -> date:

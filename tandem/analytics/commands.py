@@ -22,8 +22,10 @@ from tandem.analytics.metrics import ConsumerMetrics
 from tandem.analytics.sessions import SessionRecord
 from tandem.analytics.store import all_senders, rebuild_sessions, stored_sessions
 from tandem.analytics.tracker_source import tracker_engine, tracker_sessions
+from tandem.analytics.trend import daily_reports, plot_trend
 from tandem.clock import utc_now
 from tandem.db.engine import create_engine_from_settings, make_session_factory
+from tandem.logs import configure_json_logging
 from tandem.metrics_http import serve_metrics
 from tandem.settings import AnalyticsSettings, DatabaseSettings
 
@@ -93,18 +95,20 @@ def run_kpi(
     until: float | None,
     channel: str | None,
     now: float | None = None,
+    plot: Path | None = None,
 ) -> dict[str, Any]:
-    """The KPI report of the sessions that started in [since, until) on ``channel``."""
+    """The KPI report of the sessions that started in [since, until) on ``channel`` (and, with
+    ``plot``, a PNG of its daily trend there)."""
     if source == "analytics":
         records = analytics_records(database, since=since)
     else:
         records = tracker_records(analytics, since=since)
-    return kpi_report(
-        records,
-        now=time.time() if now is None else now,
-        idle_seconds=analytics.analytics_session_idle_minutes * 60,
-        window=Window(since=since, until=until, channel=channel),
-    )
+    moment = time.time() if now is None else now
+    idle = analytics.analytics_session_idle_minutes * 60
+    window = Window(since=since, until=until, channel=channel)
+    if plot is not None:
+        plot_trend(daily_reports(records, now=moment, idle_seconds=idle, window=window), plot)
+    return kpi_report(records, now=moment, idle_seconds=idle, window=window)
 
 
 def kpi_command(args: Any, *, analytics: AnalyticsSettings, database: DatabaseSettings, out: Any, err: Any) -> int:
@@ -116,6 +120,7 @@ def kpi_command(args: Any, *, analytics: AnalyticsSettings, database: DatabaseSe
             since=args.since,
             until=args.until,
             channel=args.channel,
+            plot=args.plot,
         )
     except SourceMissing as error:
         err.write(f"{error}\n")
@@ -138,11 +143,15 @@ def rebuild_all(database: DatabaseSettings) -> int:
         engine.dispose()
 
 
-def run_consumer(analytics: AnalyticsSettings, database: DatabaseSettings, *, stop: threading.Event) -> int:
-    """``analytics consume``: the consumer until SIGTERM / SIGINT (exit 2 without EVENT_BROKER_URL)."""
+def run_consumer(
+    analytics: AnalyticsSettings, database: DatabaseSettings, *, stop: threading.Event, log_level: str = "INFO"
+) -> int:
+    """``analytics consume``: the consumer until SIGTERM / SIGINT (exit 2 without EVENT_BROKER_URL),
+    logging JSON lines (tandem/logs.py) like the gateway and the action server."""
     if analytics.event_broker_url is None:
         log.error("EVENT_BROKER_URL is not set: there is no event stream to consume")
         return 2
+    configure_json_logging(log_level)
     engine = create_engine_from_settings(database)
     sessions = make_session_factory(engine)
     metrics = None
@@ -187,6 +196,7 @@ def add_parsers(sub: Any, moment: Any) -> None:
     kpi.add_argument("--until", type=moment, metavar="ISO", help="sessions started before")
     kpi.add_argument("--channel", help="one channel: website, slack, telegram, shell, rest")
     kpi.add_argument("--json", action="store_true", help="one JSON object")
+    kpi.add_argument("--plot", type=Path, metavar="PNG", help="also draw the daily trend of the main rates into PNG")
     kpi.add_argument(
         "--source",
         choices=("tracker", "analytics"),

@@ -30,6 +30,7 @@ from tandem.analytics.sessions import SessionRecord
 from tandem.analytics.store import StoredEvent, previous_user_timestamp, rebuild_sessions, store_events
 from tandem.clock import Clock, utc_now
 from tandem.conversation.turns import channel_name
+from tandem.logs import plausible_correlation_id
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,16 @@ class AnalyticsConsumer:
             new = store_events(session, messages, now=self.clock())
             rebuilt = rebuild_sessions(session, {event.sender_id for event in new}, now=self.clock())
             latencies = self._latencies(session, new)
+        for event in new:  # one line per stored user turn: the turn's id, joined with the other logs
+            metadata = event.data.get("metadata") or {}
+            if event.data.get("event") == "user" and isinstance(metadata.get("correlation_id"), str):
+                log.info(
+                    "turn stored",
+                    extra={
+                        "event": "analytics_turn",
+                        "correlation_id": plausible_correlation_id(metadata["correlation_id"]),
+                    },
+                )
         if self.metrics is not None:
             self._observe(new, rebuilt, latencies, duplicates=len(messages) - len(new), rejected=rejected)
         return BatchResult(

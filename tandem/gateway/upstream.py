@@ -17,6 +17,11 @@ run twice. One exception: a turn whose connection broke while it was out (the re
 when a probe then finds the replica gone: its conversation moves, and the turn's answer is taken
 from the tracker if the dead replica saved it, else the turn is sent to the new replica (a dead
 process can no longer save it; Rasa saves a turn in one transaction).
+
+A turn is one span, ``gateway.turn`` (tandem/tracing.py): its trace context goes to Rasa in the
+message metadata (``traceparent``), and the action server continues the trace from there. The
+span says the channel, the correlation id, the replica that answered, the HTTP status and the
+outcome; never the text or the conversation id.
 """
 
 from __future__ import annotations
@@ -27,7 +32,10 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
+from tandem import tracing
 from tandem.gateway.errors import (
     UpstreamError,
     upstream_bad_response,
@@ -76,12 +84,31 @@ class RasaClient:
 
         ``client_key`` is the opaque keyed hash of the client address (never the address itself).
         """
+        attributes = {tracing.CORRELATION_ID: correlation_id, "tandem.channel": channel}
+        with tracing.start_span("gateway.turn", kind=SpanKind.CLIENT, attributes=attributes) as span:
+            try:
+                replies = await self._send(conversation_id, message, correlation_id, client_key, channel)
+            except UpstreamError as exc:
+                tracing.set_outcome(span, exc.code, failed=True)
+                raise
+            except BaseException as exc:  # cancelled, or a bug: still the span's outcome
+                tracing.set_outcome(span, type(exc).__name__, failed=True)
+                raise
+            span.set_attribute("tandem.replies", len(replies))
+            tracing.set_outcome(span, "ok", failed=False)
+            return replies
+
+    async def _send(
+        self, conversation_id: str, message: str, correlation_id: str, client_key: str, channel: str
+    ) -> list[dict[str, Any]]:
+        metadata = {"channel": channel, "client": client_key, "correlation_id": correlation_id}
+        tracing.inject(metadata)  # the turn's span: the action server's spans are its children
         body = {
             "sender": conversation_id,
             "message": message,
             # Rasa stores the metadata with the user event: logs of both sides can be joined on it,
             # and the actions read the client key from it (per-client limits).
-            "metadata": {"channel": channel, "client": client_key, "correlation_id": correlation_id},
+            "metadata": metadata,
         }
         headers = {"X-Correlation-Id": correlation_id}
         if self._token:
@@ -213,6 +240,9 @@ class RasaClient:
 
     async def _request(self, replica: int, method: str, path: str, *, timeout: float, **kwargs: Any) -> Any:
         url = self.replicas.url(replica) + path
+        # Within a turn's span: which replica it went to (the last one, when it moved).
+        span = trace.get_current_span()
+        span.set_attribute("tandem.rasa.replica", replica)
         try:
             response = await self._client.request(method, url, timeout=timeout, **kwargs)
         except httpx.PoolTimeout as exc:
@@ -235,6 +265,7 @@ class RasaClient:
             raise error from exc
         except httpx.HTTPError as exc:
             raise upstream_unavailable() from exc
+        span.set_attribute("http.response.status_code", response.status_code)
         if response.status_code in (502, 503):
             # A proxy in front of Rasa could not reach it.
             self.replicas.mark_down(replica, f"HTTP {response.status_code}", cause="request")

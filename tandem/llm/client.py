@@ -7,6 +7,8 @@ Ollama, llama.cpp) through ``LLM_BASE_URL``. Every attempt has a timeout
 ``LLM_TOTAL_TIMEOUT_SECONDS``, well under Rasa's 60 s lock expiry. The SDK's own retries are off so
 that the bound is ours. An endpoint that keeps failing is not called for a while
 (:class:`~tandem.llm.breaker.CircuitBreaker`: ``LLM_BREAKER_FAILURES``, ``LLM_BREAKER_COOLDOWN_SECONDS``).
+Each call is a span ``llm.chat`` (tandem/tracing.py): the model, the tokens, the attempts and the
+outcome; never the prompt or the answer.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
+from opentelemetry.trace import Span, SpanKind
 
+from tandem import tracing
 from tandem.errors import Unavailable
 from tandem.llm.breaker import OUTAGE_REASONS, CircuitBreaker
 from tandem.llm.tokens import estimate_message_tokens, estimate_tokens
@@ -137,6 +141,23 @@ class LlmClient:
         ``json_mode`` and ``max_tokens`` override the configured ones for this call (the handoff
         summary asks for plain text, and for less of it).
         """
+        attributes = {"gen_ai.operation.name": "chat", "gen_ai.request.model": self.model}
+        with tracing.start_span("llm.chat", kind=SpanKind.CLIENT, attributes=attributes) as span:
+            try:
+                completion = await self._guarded(messages, json_mode=json_mode, max_tokens=max_tokens)
+            except LlmUnavailable as exc:
+                tracing.set_outcome(span, exc.reason, failed=True)
+                raise
+            except BaseException as exc:  # cancelled (the turn's budget), or a bug
+                tracing.set_outcome(span, type(exc).__name__, failed=True)
+                raise
+            _record_usage(span, completion)
+            return completion
+
+    async def _guarded(
+        self, messages: Sequence[dict[str, str]], *, json_mode: bool | None, max_tokens: int | None
+    ) -> Completion:
+        """The call behind the circuit breaker."""
         if not self.breaker.allow():
             raise LlmUnavailable("the model kept failing: not called for a moment", reason="circuit_open")
         outage: bool | None = None  # no evidence (the call was cancelled) unless set below
@@ -205,6 +226,13 @@ class LlmClient:
             latency_seconds=time.perf_counter() - started,
             attempts=attempt + 1,
         )
+
+
+def _record_usage(span: Span, completion: Completion) -> None:
+    span.set_attribute("gen_ai.usage.input_tokens", completion.prompt_tokens)
+    span.set_attribute("gen_ai.usage.output_tokens", completion.completion_tokens)
+    span.set_attribute("tandem.llm.attempts", completion.attempts)
+    tracing.set_outcome(span, "ok", failed=False)
 
 
 def _reason(exc: Exception) -> str:

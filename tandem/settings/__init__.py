@@ -4,7 +4,8 @@ Parts: :class:`DatabaseSettings`, :class:`RedisSettings`, :class:`LogSettings`
 (:mod:`.infrastructure`); :class:`AnalyticsSettings`, :class:`ProcessExporterSettings`
 (:mod:`.analytics`); :class:`BusinessSettings`, :class:`BrandSettings` (:mod:`.business`);
 :class:`LlmSettings`, :class:`FallbackSettings` (:mod:`.llm`); :class:`InputSettings`,
-:class:`TurnSettings`, :class:`ActionServerSettings`, :class:`GatewaySettings` (:mod:`.servers`).
+:class:`TurnSettings`, :class:`ActionServerSettings`, :class:`GatewaySettings` (:mod:`.servers`);
+:class:`TracingSettings` (:mod:`.tracing`).
 Each process loads its parts with one loader (:mod:`.processes`). Nothing here runs at import time.
 """
 
@@ -31,6 +32,7 @@ from tandem.settings.servers import (
     InputSettings,
     TurnSettings,
 )
+from tandem.settings.tracing import TracingSettings
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_CHARS",
@@ -55,6 +57,7 @@ __all__ = [
     "RedisSettings",
     "SlackSettings",
     "TelegramSettings",
+    "TracingSettings",
     "TurnSettings",
     "load_action_settings",
     "load_cli_settings",

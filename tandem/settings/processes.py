@@ -1,9 +1,10 @@
 """What each process loads: only the parts it uses, so one process's checks never stop another.
 
 - the action server (actions/), :func:`load_action_settings`: database, Redis, business, brand,
-  LLM, fallback, input, turn, action server, log;
+  LLM, fallback, input, turn, action server, log, tracing;
 - the gateway (tandem/gateway), :func:`load_gateway_settings`: gateway (with the turn), database
-  (readiness, the handoff desk), Redis, input, brand, log, Slack, Telegram, handoff, Chatwoot;
+  (readiness, the handoff desk), Redis, input, brand, log, Slack, Telegram, handoff, Chatwoot,
+  tracing;
 - the command line (tandem/cli.py), :func:`load_cli_settings`: database, Redis, business, brand,
   log (migrations read :class:`DatabaseSettings` alone).
 
@@ -26,6 +27,7 @@ from tandem.settings.desk import ChatwootSettings, HandoffSettings
 from tandem.settings.infrastructure import DatabaseSettings, LogSettings, RedisSettings
 from tandem.settings.llm import FallbackSettings, LlmSettings
 from tandem.settings.servers import ActionServerSettings, GatewaySettings, InputSettings, TurnSettings
+from tandem.settings.tracing import TracingSettings
 
 # What a turn needs besides the LLM call (NLU, actions, database) within RASA_TIMEOUT_SECONDS.
 LLM_TURN_MARGIN_SECONDS = 5.0
@@ -91,6 +93,7 @@ class ActionSettings(_Composite):
     turn: TurnSettings
     server: ActionServerSettings
     log: LogSettings
+    tracing: TracingSettings
 
     def __post_init__(self) -> None:
         # Only when both are set in this environment: the defaults (15 + 5 < 30) hold by construction.
@@ -118,6 +121,7 @@ class GatewayAppSettings(_Composite):
     telegram: TelegramSettings
     handoff: HandoffSettings
     chatwoot: ChatwootSettings
+    tracing: TracingSettings
 
     def __post_init__(self) -> None:
         secret = self.gateway.gateway_secret.get_secret_value() if self.gateway.gateway_secret else ""

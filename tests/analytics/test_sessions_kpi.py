@@ -186,3 +186,21 @@ def test_nearest_rank_percentiles() -> None:
     assert percentile([7], 95) == 7
     assert percentile(list(range(1, 101)), 95) == 95
     assert percentile([5, 1, 3, 2, 4], 50) == 3
+
+
+def test_the_daily_trend_and_its_plot(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tandem.analytics.trend import daily_reports, plot_trend
+
+    records = []
+    for day in range(3):
+        s = Script(f"day-{day}", at=1_800_000_000.0 + day * 24 * HOUR).start()
+        s.user("book", "book_flight").action("action_create_booking")
+        s.slot("task_outcome", "booking_created" if day != 1 else "sold_out").bot(text="...").listen()
+        records += sessions_of(s.sender_id, s.events)
+    days = daily_reports(records, now=records[-1].ended_at + 2 * HOUR, idle_seconds=HOUR)
+    assert [report["sessions"] for _, report in days] == [1, 1, 1]
+    assert [report["task_success_rate"] for _, report in days] == [1.0, 0.0, 1.0]
+    assert [report["abandonment_rate"] for _, report in days] == [0.0, 1.0, 0.0]
+    path = tmp_path / "trend.png"
+    plot_trend(days, path)
+    assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 10_000

@@ -1,10 +1,13 @@
 """`make run` as a user starts it: every server it starts listens on loopback only, the internal
 ports refuse callers without their tokens, and a visitor's turn still goes all the way through
-(gateway → Rasa's gateway channel → action server, each hop authenticated)."""
+(gateway → Rasa's gateway channel → action server, each hop authenticated), and the turn can be
+followed by its correlation id through the gateway's, the action server's (to the tool) and the
+analytics consumer's logs (make run streams Rasa's events to RabbitMQ when EVENT_BROKER_URL is set)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -12,12 +15,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.security.listening import is_loopback, listening_of
-from tests.stack import MODEL, ROOT, free_port
+from tests.stack import AMQP_URL, MODEL, ROOT, delete_queue, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -37,6 +41,8 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproc
         "EXPIRE_HOLDS_EVERY_SECONDS": "5",
         # A token may start with "-" (token_urlsafe did, and `--auth-token <token>` then broke make run).
         "RASA_API_TOKEN": "-" + uuid.uuid4().hex,
+        "EVENT_BROKER_URL": AMQP_URL,
+        "EVENT_BROKER_QUEUE": f"tandem-make-run-{uuid.uuid4().hex[:10]}",
     }
     log = work / "make-run.log"
     process = subprocess.Popen(
@@ -57,6 +63,7 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproc
     env["LOG"] = str(log)
     yield process, env
     _stop(process)
+    delete_queue(env["EVENT_BROKER_QUEUE"])
 
 
 def _wait_until_running(process: subprocess.Popen[bytes], log: Path) -> None:
@@ -121,3 +128,41 @@ def test_a_visitor_turn_goes_through_every_hop(make_run: tuple[subprocess.Popen[
     assert reply.status_code == 200, reply.text
     text = " ".join(m.get("text") or "" for m in reply.json()["messages"])
     assert "AN204" in text, text
+
+
+def _lines(path: Path, correlation: str) -> list[dict[str, Any]]:
+    found = []
+    for line in path.read_text(errors="replace").splitlines():
+        if correlation in line:
+            with contextlib.suppress(ValueError):
+                found.append(json.loads(line))
+    return found
+
+
+def test_one_turn_is_followed_by_its_correlation_id_in_every_log(
+    make_run: tuple[subprocess.Popen[bytes], dict[str, str]],
+) -> None:
+    _, env = make_run
+    gateway = env["GATEWAY_URL"]
+    session = httpx.post(f"{gateway}/api/v1/session", json={"mode": "bearer"}, timeout=10)
+    headers = {"Authorization": f"Bearer {session.json()['token']}"}
+    reply = httpx.post(
+        f"{gateway}/api/v1/messages", json={"text": "is AN305 on time today?"}, headers=headers, timeout=60
+    )
+    assert reply.status_code == 200, reply.text
+    correlation = reply.headers["X-Correlation-Id"]
+    logs = ROOT / "var" / "log"
+    deadline = time.monotonic() + 60
+    while not _lines(logs / "analytics.log", correlation) and time.monotonic() < deadline:
+        time.sleep(0.5)  # the consumer takes what arrived within a second as one batch
+    gateway_lines = _lines(logs / "gateway.log", correlation)
+    action_lines = _lines(logs / "actions.log", correlation)
+    analytics_lines = _lines(logs / "analytics.log", correlation)
+    assert any(line.get("event") == "turn" for line in gateway_lines), gateway_lines
+    assert {"action_flight_status"} <= {line.get("action") for line in action_lines if line.get("event") == "action"}
+    [tool] = [line for line in action_lines if line.get("event") == "tool"]
+    assert (tool["tool"], tool["outcome"], tool["correlation_id"]) == ("flight_status", "ok", correlation)
+    assert [line.get("event") for line in analytics_lines] == ["analytics_turn"], analytics_lines
+    # No message text in any of them.
+    for line in (*gateway_lines, *action_lines, *analytics_lines):
+        assert "on time today" not in json.dumps(line)
