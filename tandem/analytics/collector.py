@@ -12,14 +12,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
-from tandem.analytics.kpi import Window, kpi_report
-from tandem.analytics.metrics import KPI_GAUGE_PREFIX, KPI_GAUGES
+from tandem.analytics.kpi import Window, kpi_report, session_status
+from tandem.analytics.metrics import KPI_GAUGE_PREFIX, KPI_GAUGES, SESSIONS_BY_STATUS_GAUGE
 from tandem.analytics.store import stored_sessions
 
 log = logging.getLogger(__name__)
@@ -45,27 +47,33 @@ class KpiCollector(Collector):
         self.idle_seconds = idle_seconds
         self.clock = clock
         self._lock = threading.Lock()
-        self._cached: tuple[float, dict[str, dict[str, float | int | None]]] | None = None
+        self._cached: tuple[float, dict[str, dict[str, Any]], Counter[tuple[str, str]]] | None = None
 
-    def _reports(self) -> dict[str, dict[str, float | int | None]]:
+    def _reports(self) -> tuple[dict[str, dict[str, Any]], Counter[tuple[str, str]]]:
+        """The reports by channel (and ``all``) and the sessions by (status, channel)."""
         now = self.clock()
         with self._lock:
             if self._cached is not None and now - self._cached[0] < CACHE_SECONDS:
-                return self._cached[1]
+                return self._cached[1], self._cached[2]
             since = now - self.window_seconds
             with self.sessions() as session:
                 records = stored_sessions(session, since=since)
-            reports = {"all": kpi_report(records, now=now, idle_seconds=self.idle_seconds, window=Window(since=since))}
+            reports: dict[str, dict[str, Any]] = {
+                "all": kpi_report(records, now=now, idle_seconds=self.idle_seconds, window=Window(since=since))
+            }
+            statuses: Counter[tuple[str, str]] = Counter(
+                (session_status(r, now=now, idle_seconds=self.idle_seconds), r.channel or "unknown") for r in records
+            )
             for channel in sorted({r.channel for r in records if r.channel}):
                 reports[channel] = kpi_report(
                     records, now=now, idle_seconds=self.idle_seconds, window=Window(since=since, channel=channel)
                 )
-            self._cached = (now, reports)
-            return reports
+            self._cached = (now, reports, statuses)
+            return reports, statuses
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            reports = self._reports()
+            reports, statuses = self._reports()
         except Exception as error:  # a scrape must not fail because the database does
             log.warning("KPI gauges not computed: %s", type(error).__name__)
             return
@@ -77,3 +85,9 @@ class KpiCollector(Collector):
                 if isinstance(value, int | float):
                     gauge.add_metric([channel], value / 1000 if source != key else float(value))
             yield gauge
+        by_status = GaugeMetricFamily(
+            SESSIONS_BY_STATUS_GAUGE, "Sessions in the window by status and channel", labels=["status", "channel"]
+        )
+        for (status, channel), count in sorted(statuses.items()):
+            by_status.add_metric([status, channel], float(count))
+        yield by_status

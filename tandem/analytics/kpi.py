@@ -72,6 +72,21 @@ class Window:
         )
 
 
+SESSION_STATUSES = ("handed_off", "succeeded", "abandoned", "open", "not_engaged")
+
+
+def session_status(record: SessionRecord, *, now: float, idle_seconds: float) -> str:
+    """One word for a session (the first that applies): ``not_engaged``, ``handed_off``,
+    ``succeeded``, ``abandoned`` (over without either) or ``open`` (may still go either way)."""
+    if not record.engaged:
+        return "not_engaged"
+    if record.handoff:
+        return "handed_off"
+    if record.success:
+        return "succeeded"
+    return "abandoned" if record.ended(now=now, idle_seconds=idle_seconds) else "open"
+
+
 def share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 

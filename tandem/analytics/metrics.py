@@ -132,3 +132,5 @@ KPI_GAUGES = {
     "cost_per_conversation": "LLM cost per session, in LLM_PRICE_CURRENCY",
 }
 KPI_GAUGE_PREFIX = "tandem_kpi_"
+# Sessions of the same window by status (tandem.analytics.kpi.session_status) and channel.
+SESSIONS_BY_STATUS_GAUGE = "tandem_sessions_by_status"

@@ -194,6 +194,10 @@ def test_the_kpi_gauges_come_from_the_session_table(analytics_db: sessionmaker[S
     assert registry.get_sample_value("tandem_kpi_sessions", {"channel": "slack"}) == 1
     assert registry.get_sample_value("tandem_kpi_cache_hit_rate", {"channel": "slack"}) == 0.5
     assert registry.get_sample_value("tandem_kpi_csat_mean", {"channel": "all"}) == 4.0
+    status = registry.get_sample_value
+    assert status("tandem_sessions_by_status", {"status": "succeeded", "channel": "website"}) == 1
+    assert status("tandem_sessions_by_status", {"status": "succeeded", "channel": "slack"}) == 1
+    assert status("tandem_sessions_by_status", {"status": "handed_off", "channel": "telegram"}) == 1
     # No ratings on Slack: no made-up CSAT sample.
     assert registry.get_sample_value("tandem_kpi_csat", {"channel": "slack"}) is None
 

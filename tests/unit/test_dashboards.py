@@ -22,7 +22,13 @@ import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
-from tandem.analytics.metrics import KPI_GAUGE_PREFIX, KPI_GAUGES, ConsumerMetrics, ToolMetrics
+from tandem.analytics.metrics import (
+    KPI_GAUGE_PREFIX,
+    KPI_GAUGES,
+    SESSIONS_BY_STATUS_GAUGE,
+    ConsumerMetrics,
+    ToolMetrics,
+)
 from tandem.gateway.metrics import GatewayMetrics
 from tandem.llm.metrics import FallbackMetrics
 from tandem.process_exporter import METRIC_NAMES as PROCESS_METRIC_NAMES
@@ -81,6 +87,7 @@ def registered_metrics() -> Registered:
                     labels[name] = names
     for key in KPI_GAUGES:
         labels[KPI_GAUGE_PREFIX + key] = frozenset({"channel"})
+    labels[SESSIONS_BY_STATUS_GAUGE] = frozenset({"status", "channel"})
     for name in PROCESS_METRIC_NAMES:
         labels[name] = frozenset({"process"})
     return Registered(labels)
