@@ -73,7 +73,7 @@ mkdir -p var/log
 # Secrets of the internal ports, generated once per checkout and kept in var/secrets.env (mode 600,
 # ignored by git; never printed). Anything already set in the environment (or .env) wins.
 if [ -f var/secrets.env ]; then set -a; . var/secrets.env; set +a; fi
-for name in RASA_API_TOKEN ACTION_SERVER_TOKEN ACTION_METRICS_TOKEN; do
+for name in RASA_API_TOKEN ACTION_SERVER_TOKEN ACTION_METRICS_TOKEN PROCESS_METRICS_TOKEN; do
   if [ -z "${!name:-}" ]; then
     value=$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(32))')
     (umask 077; echo "$name=$value" >>var/secrets.env)
@@ -81,7 +81,7 @@ for name in RASA_API_TOKEN ACTION_SERVER_TOKEN ACTION_METRICS_TOKEN; do
     echo "==> $name was not set; generated one in var/secrets.env"
   fi
 done
-export RASA_API_TOKEN ACTION_SERVER_TOKEN ACTION_METRICS_TOKEN
+export RASA_API_TOKEN ACTION_SERVER_TOKEN ACTION_METRICS_TOKEN PROCESS_METRICS_TOKEN
 if [ -n "${LLM_MODEL:-}" ]; then
   echo "==> fallback mode: LLM ($LLM_MODEL at ${LLM_BASE_URL:-https://api.openai.com/v1}), grounded in knowledge/"
 else
@@ -91,7 +91,7 @@ fi
 # again (the others keep serving; with replicas the gateway routes around a dead one meanwhile).
 . scripts/supervise.sh
 rm -f var/log/rasa*.log var/log/actions*.log var/log/gateway.log var/log/expire-holds.log \
-  var/log/analytics.log  # this run's logs only
+  var/log/analytics.log var/log/process-exporter.log  # this run's logs only
 action_log() { if [ "$ACTION_REPLICAS" -gt 1 ]; then echo "var/log/actions-$1.log"; else echo var/log/actions.log; fi; }
 rasa_log() { if [ "$RASA_REPLICAS" -gt 1 ]; then echo "var/log/rasa-$1.log"; else echo var/log/rasa.log; fi; }
 start_actions() {  # start_actions I: action server I on ACTION_PORT+I (metrics on ACTION_METRICS_PORT+I)
@@ -133,6 +133,19 @@ start_analytics() {
   # Reads Rasa's events from RabbitMQ (EVENT_BROKER_URL, EVENT_BROKER_QUEUE; scripts/env.sh).
   start analytics var/log/analytics.log .venv/bin/python -m tandem.cli analytics consume
 }
+start_process_exporter() {
+  # Rasa OSS has no /metrics: its CPU and memory (and the action servers') read from /proc, on
+  # 127.0.0.1:PROCESS_METRICS_PORT for bearers of PROCESS_METRICS_TOKEN. Each server is found by the
+  # end of its command line, so a supervised restart (a new PID) is found again.
+  local args=() i
+  for ((i = 0; i < RASA_REPLICAS; i++)); do
+    args+=(--process "rasa-$i=cmdline:--interface 127.0.0.1 --port $((RASA_PORT + i))")
+  done
+  for ((i = 0; i < ACTION_REPLICAS; i++)); do
+    args+=(--process "actions-$i=cmdline:actions.server --host 127.0.0.1 --port $((ACTION_PORT + i))")
+  done
+  start process-exporter var/log/process-exporter.log .venv/bin/python -m tandem.process_exporter "${args[@]}"
+}
 restart() {  # restart ROLE
   case $1 in
     actions:*) start_actions "${1#actions:}" ;;
@@ -140,6 +153,7 @@ restart() {  # restart ROLE
     gateway) start_gateway ;;
     expire-holds) start_expire_holds ;;
     analytics) start_analytics ;;
+    process-exporter) start_process_exporter ;;
   esac
 }
 
@@ -178,6 +192,14 @@ if [ -n "$EVENT_BROKER_URL" ]; then
   # events in a bounded buffer while it is not). The queue keeps them while the consumer restarts.
   echo "==> reading Rasa's events from RabbitMQ queue $EVENT_BROKER_QUEUE (log: var/log/analytics.log)"
   start_analytics
+fi
+if [ -n "${PROCESS_METRICS_PORT:-}" ]; then
+  echo "==> exporting the servers' CPU and memory on 127.0.0.1:$PROCESS_METRICS_PORT (log: var/log/process-exporter.log)"
+  start_process_exporter
+  for ((i = 0; i < 40; i++)); do  # answering (401 without the token, which is never put on a command line)
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PROCESS_METRICS_PORT/metrics")" = 401 ] && break
+    sleep 0.5
+  done
 fi
 
 cat <<MSG

@@ -31,7 +31,10 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproc
     if not MODEL.exists():
         pytest.fail(f"no trained model at {MODEL}: run `make train` (make test does it)")
     work = tmp_path_factory.mktemp("make-run")
-    ports = {name: str(free_port()) for name in ("RASA_PORT", "ACTION_PORT", "GATEWAY_PORT", "ACTION_METRICS_PORT")}
+    ports = {
+        name: str(free_port())
+        for name in ("RASA_PORT", "ACTION_PORT", "GATEWAY_PORT", "ACTION_METRICS_PORT", "PROCESS_METRICS_PORT")
+    }
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "LLM_MODEL", "LLM_BASE_URL")},
         **ports,
@@ -107,6 +110,7 @@ def test_internal_ports_refuse_callers_without_tokens(make_run: tuple[subprocess
     assert httpx.get(f"{rasa}/conversations/x/tracker").status_code == 401
     assert httpx.post(f"{actions}/webhook", json={"next_action": "action_get_booking"}).status_code == 401
     assert httpx.get(f"http://127.0.0.1:{env['ACTION_METRICS_PORT']}/metrics").status_code == 401
+    assert httpx.get(f"http://127.0.0.1:{env['PROCESS_METRICS_PORT']}/metrics").status_code == 401
     # The generated secrets were written to a private file and never printed.
     secrets_file = ROOT / "var" / "secrets.env"
     assert secrets_file.stat().st_mode & 0o077 == 0
@@ -166,3 +170,28 @@ def test_one_turn_is_followed_by_its_correlation_id_in_every_log(
     # No message text in any of them.
     for line in (*gateway_lines, *action_lines, *analytics_lines):
         assert "on time today" not in json.dumps(line)
+
+
+def test_the_rasa_process_is_measured_from_proc(make_run: tuple[subprocess.Popen[bytes], dict[str, str]]) -> None:
+    _, env = make_run
+    secrets = dict(line.split("=", 1) for line in (ROOT / "var" / "secrets.env").read_text().splitlines())
+    token = os.environ.get("PROCESS_METRICS_TOKEN") or secrets["PROCESS_METRICS_TOKEN"]
+    url = f"http://127.0.0.1:{env['PROCESS_METRICS_PORT']}/metrics"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            text = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5).text
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the process exporter did not answer"
+            time.sleep(0.5)
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith("tandem_process_") and "{" in line:
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    assert samples['tandem_process_up{process="rasa-0"}'] == 1.0
+    assert samples['tandem_process_up{process="actions-0"}'] == 1.0
+    # A loaded Rasa model holds hundreds of MiB; the action server tens.
+    assert samples['tandem_process_resident_memory_bytes{process="rasa-0"}'] > 300 * 2**20
+    assert samples['tandem_process_cpu_seconds_total{process="rasa-0"}'] > 1.0
