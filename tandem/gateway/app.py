@@ -204,6 +204,10 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry spans, metrics and logs stay off: they would record every URL
+        # path (the Chatwoot webhook's holds its secret), take a visitor's traceparent header as
+        # the parent and log exception text. A turn's trace starts at gateway.turn (tandem/tracing.py).
+        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     app.state.gateway = state
     install_middleware(app, state)

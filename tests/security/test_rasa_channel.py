@@ -84,3 +84,32 @@ def test_only_the_gateways_metadata_reaches_the_tracker(stack: Stack) -> None:
     stack.say(other, "hello", metadata={"channel": "pigeon", "client": "x" * 65, "correlation_id": "a\nb"})
     user = [e for e in stack.tracker(other)["events"] if e.get("event") == "user"][-1]
     assert not {k for k in user.get("metadata") or {} if k not in RASA_OWN_METADATA}
+
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "kept"),
+    [
+        (TRACEPARENT, True),
+        ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", False),  # an all-zero trace id
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", False),  # an all-zero span id
+        ("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", False),  # another version
+        (TRACEPARENT.upper(), False),
+        (TRACEPARENT + "\n", False),
+        ({"nested": TRACEPARENT}, False),
+    ],
+)
+def test_only_a_well_formed_trace_context_reaches_the_tracker(stack: Stack, traceparent: object, kept: bool) -> None:
+    """The gateway's W3C trace context is kept for the action server (Rasa passes the metadata on
+    unchanged); a malformed one is dropped, and its tracestate with it."""
+    sender = new_sender()
+    given = {"channel": "website", "correlation_id": "turn-t", "traceparent": traceparent, "tracestate": "rojo=1"}
+    stack.say(sender, "hello", metadata=given)
+    user = [e for e in stack.tracker(sender)["events"] if e.get("event") == "user"][-1]
+    stored = {k: v for k, v in user["metadata"].items() if k not in RASA_OWN_METADATA}
+    expected = {"channel": "website", "correlation_id": "turn-t"}
+    if kept:
+        expected |= {"traceparent": TRACEPARENT, "tracestate": "rojo=1"}
+    assert stored == expected
