@@ -48,6 +48,18 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, seconds
     raise RuntimeError(f"{url} did not come up in {seconds} s:\n{log.read_text()[-4000:]}")
 
 
+def start_action_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``python -m actions.server`` on 127.0.0.1:``port`` with ``env``, its output in ``log``;
+    :func:`wait_until_up` on ``/health`` tells when it serves, :func:`stop` ends it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "actions.server", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
@@ -136,13 +148,7 @@ def start_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         subprocess.run([sys.executable, "-m", "tandem.cli", *command], cwd=ROOT, env=env, check=True)
     action_log = ARTIFACTS / "actions.log"
     rasa_log = ARTIFACTS / "rasa.log"
-    actions = subprocess.Popen(
-        [sys.executable, "-m", "actions.server", "--host", "127.0.0.1", "--port", str(action_port)],
-        cwd=ROOT,
-        env=env,
-        stdout=action_log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    actions = start_action_server(env, action_port, action_log)
     rasa = None
     try:
         wait_until_up(f"http://127.0.0.1:{action_port}/health", actions, action_log, 60)

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from tandem.db.models import AuditLog
 from tandem.metrics_http import serve_metrics
 from tests.security.listening import is_loopback, listening_of
-from tests.stack import ROOT, free_port, stop, wait_until_up
+from tests.stack import ROOT, free_port, start_action_server, stop, wait_until_up
 
 TOKEN = "t0k3n-" + uuid.uuid4().hex
 
@@ -58,13 +58,7 @@ def action_server(db: Any, tmp_path: Path) -> Iterator[tuple[str, subprocess.Pop
         "DATABASE_URL": db.settings.database.database_url,
         "ACTION_SERVER_TOKEN": TOKEN,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "actions.server", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    process = start_action_server(env, port, log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{url}/health", process, log, 60)

@@ -5,7 +5,6 @@ whose parent is the message metadata's ``traceparent``, and each tool call a chi
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
 from typing import Any
 
 import pytest
@@ -14,12 +13,11 @@ from opentelemetry.trace import StatusCode
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import ToolFailed, call_tool, caller_of
-from actions.context import toolbox, use_toolbox
+from actions.context import use_toolbox
 from actions.server import CorrelatedExecutor
-from tandem.errors import NotFound
 from tandem.ratelimit import InMemoryRateLimiter
 from tandem.tools import Toolbox
+from tests.analytics.test_tool_calls import ActionTwoLookups
 from tests.unit.test_action_logs import SECRET_TEXT, action_call
 
 from .conftest import attribute_values, named
@@ -27,22 +25,6 @@ from .conftest import attribute_values, named
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
 PARENT_ID = 0x00F067AA0BA902B7
 TRACEPARENT = f"00-{TRACE_ID:032x}-{PARENT_ID:016x}-01"
-
-
-class ActionTwoLookups(Action):
-    """A flight that exists, then one that does not (a business "no", not a failure)."""
-
-    def name(self) -> str:
-        return "action_two_lookups"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[Any]:
-        caller = caller_of(tracker)
-        try:
-            await call_tool(dispatcher, toolbox().flight_status(caller, flight_number="AN204", date=date.today()))
-            await call_tool(dispatcher, toolbox().flight_status(caller, flight_number="AN999", date=date.today()))
-        except (NotFound, ToolFailed):
-            pass
-        return []
 
 
 class ActionBroken(Action):

@@ -26,7 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from tandem import tracing
 from tandem.settings import TracingSettings
-from tests.stack import ROOT, free_port, stop, wait_until_up
+from tests.stack import ROOT, free_port, start_action_server, stop, wait_until_up
 from tests.unit.test_action_logs import SECRET_TEXT, action_call
 
 
@@ -148,13 +148,7 @@ def test_the_action_server_exports_its_spans_by_otlp_http(
         OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
         OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer%20collector-key",
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "actions.server", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    process = start_action_server(env, port, log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{url}/health", process, log, 60)

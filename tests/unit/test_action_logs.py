@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.server import CorrelatedExecutor
 from tandem.logs import JsonFormatter, configure_json_logging, correlation_id
-from tests.stack import ROOT, free_port, stop, wait_until_up
+from tests.stack import ROOT, free_port, start_action_server, stop, wait_until_up
 
 TOKEN = "t0k3n-" + uuid.uuid4().hex
 SECRET_TEXT = "my passport number is X1234567 and my name is Somchai"
@@ -120,13 +118,7 @@ def test_the_action_server_process_logs_json_lines(db: Any, tmp_path: Path) -> N
         "ACTION_SERVER_TOKEN": TOKEN,
         "LOG_LEVEL": "INFO",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "actions.server", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    process = start_action_server(env, port, log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{url}/health", process, log, 60)
