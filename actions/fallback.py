@@ -16,7 +16,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from tandem import conversation
-from tandem.analytics.outcomes import FALLBACK_SLOT, fallback_slot_value, llm_cost, outcome_of_decision
+from tandem.analytics.outcomes import FALLBACK_SLOT, fallback_slot_value, outcome_of_decision
 from tandem.conversation.history import history as conversation_history
 from tandem.services.fallback import FallbackDecision, FallbackRequest, Flow, Turn
 from tandem.services.fallback.catalogue import entry as intent_entry
@@ -80,13 +80,6 @@ def request_of(tracker: Tracker) -> FallbackRequest:
 
 def analytics_events(decision: FallbackDecision) -> list[EventType]:
     """The decision for analytics: its codes and numbers, and the task outcome it stands for."""
-    llm = settings().llm
-    cost = llm_cost(
-        decision.prompt_tokens,
-        decision.completion_tokens,
-        prompt_per_1k=llm.llm_price_prompt_per_1k,
-        completion_per_1k=llm.llm_price_completion_per_1k,
-    )
     value = fallback_slot_value(
         kind=decision.kind,
         reason=decision.reason,
@@ -95,7 +88,7 @@ def analytics_events(decision: FallbackDecision) -> list[EventType]:
         prompt_tokens=decision.prompt_tokens,
         completion_tokens=decision.completion_tokens,
         model_seconds=decision.model_seconds,
-        cost=cost,
+        cost=decision.cost,
     )
     code = outcome_of_decision(decision.kind)
     return [SlotSet(FALLBACK_SLOT, value), *([outcome(code)] if code else [])]

@@ -59,9 +59,14 @@ TASK_OUTCOMES: Final[dict[str, bool]] = {
     "handoff_limited": False,  # a ticket was refused by the per-client limit
 }
 
-# The chain's decision kinds that answered the question (the others clarify, refuse or escalate).
-_ANSWER_KINDS = {"answer": "knowledge_answered", "form_answer": None, "rescue": None}
-_OTHER_KINDS = {"clarify": "clarified", "refuse": "refused", "degraded": "degraded", "handoff": None}
+# The chain's decision kinds that stand for an outcome; a rescue continues a flow that records its
+# own, an in-form answer is a step, an offer of a human is followed by the handoff's own.
+_DECISION_OUTCOMES = {
+    "answer": "knowledge_answered",
+    "clarify": "clarified",
+    "refuse": "refused",
+    "degraded": "degraded",
+}
 
 
 def is_success(outcome: str) -> bool:
@@ -70,18 +75,8 @@ def is_success(outcome: str) -> bool:
 
 
 def outcome_of_decision(kind: str) -> str | None:
-    """The task outcome a fallback decision stands for, or None (a rescue continues a flow that
-    records its own; an in-form answer is a step; an offer of a human is followed by a handoff)."""
-    if kind in _ANSWER_KINDS:
-        return _ANSWER_KINDS[kind]
-    return _OTHER_KINDS.get(kind)
-
-
-def llm_cost(
-    prompt_tokens: int, completion_tokens: int, *, prompt_per_1k: Decimal, completion_per_1k: Decimal
-) -> Decimal:
-    """What the tokens cost at the configured prices (LLM_PRICE_*_PER_1K)."""
-    return (Decimal(prompt_tokens) * prompt_per_1k + Decimal(completion_tokens) * completion_per_1k) / 1000
+    """The task outcome a fallback decision stands for, or None (rescue, form_answer, handoff)."""
+    return _DECISION_OUTCOMES.get(kind)
 
 
 def fallback_slot_value(

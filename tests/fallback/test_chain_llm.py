@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from decimal import Decimal
 
 from prometheus_client import CollectorRegistry
 
@@ -295,8 +296,9 @@ async def test_cost_is_metered_from_configured_prices(llm_chain: ChainFactory, l
     registry = CollectorRegistry()
     chain = llm_chain(LLM_PRICE_PROMPT_PER_1K="0.002", LLM_PRICE_COMPLETION_PER_1K="0.004")
     chain.metrics.__init__(registry)  # type: ignore[misc]
-    await chain.decide(_request("something odd"))
+    decision = await chain.decide(_request("something odd"))
     assert registry.get_sample_value("tandem_llm_cost_total", {"currency": "USD"}) == 0.004
+    assert decision.cost == Decimal("0.004")  # the same cost on the decision (the analytics slot)
     assert registry.get_sample_value("tandem_llm_latency_seconds_count") == 1
 
 

@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from decimal import Decimal
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -234,15 +233,13 @@ class FallbackChain:
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
             model_seconds=completion.latency_seconds,
+            cost=self.config.cost(completion.prompt_tokens, completion.completion_tokens),
         )
 
     def _meter(self, prompt_tokens: int, completion_tokens: int, seconds: float) -> None:
         self.metrics.tokens.labels(kind="prompt").inc(prompt_tokens)
         self.metrics.tokens.labels(kind="completion").inc(completion_tokens)
-        cost = (
-            Decimal(prompt_tokens) * self.config.price_prompt_per_1k
-            + Decimal(completion_tokens) * self.config.price_completion_per_1k
-        ) / 1000
+        cost = self.config.cost(prompt_tokens, completion_tokens)
         self.metrics.cost.labels(currency=self.config.price_currency).inc(float(cost))
         self.metrics.latency.observe(seconds)
 

@@ -137,6 +137,7 @@ class FallbackDecision:
     completion_tokens: int = 0
     masked_text: str = ""
     model_seconds: float = 0.0
+    cost: Decimal = Decimal(0)  # of the model call, in the configured currency (ChainConfig.cost)
     meta: dict[str, str] = field(default_factory=dict)
 
 
@@ -157,6 +158,13 @@ class ChainConfig:
     persona: Persona  # the brand the assistant speaks for
     # Not a setting: how much of an answer's wording the cited passages must support.
     min_support: float = 0.3
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
+        """What the tokens cost at the configured prices (LLM_PRICE_*_PER_1K), in ``price_currency``."""
+        return (
+            Decimal(prompt_tokens) * self.price_prompt_per_1k
+            + Decimal(completion_tokens) * self.price_completion_per_1k
+        ) / 1000
 
     @classmethod
     def from_settings(cls, fallback: FallbackSettings, llm: LlmSettings, brand: BrandSettings) -> ChainConfig:
