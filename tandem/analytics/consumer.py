@@ -27,7 +27,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from tandem.analytics.metrics import ConsumerMetrics
 from tandem.analytics.outcomes import FALLBACK_SLOT, HANDOFF_REASON_SLOT, RATING_SLOT, TASK_OUTCOME_SLOT
 from tandem.analytics.sessions import SessionRecord
-from tandem.analytics.store import StoredEvent, previous_user_timestamp, rebuild_sessions, store_events
+from tandem.analytics.store import (
+    StoredEvent,
+    is_rasa_event,
+    previous_user_timestamp,
+    rebuild_sessions,
+    store_events,
+)
 from tandem.clock import Clock, utc_now
 from tandem.conversation.turns import channel_name
 from tandem.logs import plausible_correlation_id
@@ -56,18 +62,7 @@ def parse_message(body: bytes) -> dict[str, Any] | None:
         message = json.loads(body)
     except (UnicodeDecodeError, ValueError):
         return None
-    if not isinstance(message, dict):
-        return None
-    stamp = message.get("timestamp")
-    if not (
-        isinstance(message.get("sender_id"), str)
-        and message["sender_id"]
-        and isinstance(message.get("event"), str)
-        and isinstance(stamp, int | float)
-        and not isinstance(stamp, bool)
-    ):
-        return None
-    return message
+    return message if isinstance(message, dict) and is_rasa_event(message) else None
 
 
 class AnalyticsConsumer:

@@ -24,7 +24,7 @@ Definitions (README: Analytics):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -40,7 +40,7 @@ from tandem.analytics.outcomes import (
     TOOL_CALLS_SLOT,
     is_success,
 )
-from tandem.conversation.turns import channel_name, is_external
+from tandem.conversation.turns import as_number, channel_name, is_external
 from tandem.conversation.walks import is_bot_decision
 
 # Decisions that do not make a session engaged.
@@ -99,10 +99,6 @@ class SessionRecord:
         return self.next_started_at is not None or now - self.ended_at >= idle_seconds
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def _code(value: Any) -> str | None:
     return value[:MAX_CODE_CHARS] if isinstance(value, str) and value else None
 
@@ -116,7 +112,7 @@ def _decimal(value: Any) -> Decimal:
 
 
 def _int(value: Any) -> int:
-    number = _number(value)
+    number = as_number(value)
     return max(int(number), 0) if number is not None else 0
 
 
@@ -194,7 +190,7 @@ class _Session:
             self.pending_reason = code
             if self.handoff_reason is not None:
                 self.handoff_reason = code
-        elif name == RATING_SLOT and (number := _number(value)) is not None and 1 <= number <= 5:
+        elif name == RATING_SLOT and (number := as_number(value)) is not None and 1 <= number <= 5:
             self.rating = int(number)
         elif name == FALLBACK_SLOT and isinstance(value, Mapping):
             self._fallback(value)
@@ -259,7 +255,7 @@ def sessions_of(sender_id: str, events: Iterable[Any]) -> list[SessionRecord]:
         if not isinstance(event, Mapping):
             continue
         kind = event.get("event")
-        at = _number(event.get("timestamp"))
+        at = as_number(event.get("timestamp"))
         starts = kind == "session_started" or (kind == "action" and event.get("name") == "action_session_start")
         if starts and sessions[-1].turns:  # Rasa runs action_session_start, then logs session_started
             sessions.append(_Session(sender_id))
@@ -278,8 +274,3 @@ def sessions_of(sender_id: str, events: Iterable[Any]) -> list[SessionRecord]:
         replace(record, next_started_at=records[i + 1].started_at if i + 1 < len(records) else None)
         for i, record in enumerate(records)
     ]
-
-
-def ordered(events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Events in the tracker's order: by timestamp, ties kept in arrival order."""
-    return sorted(events, key=lambda e: _number(e.get("timestamp")) or 0.0)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from tandem.analytics.outcomes import ANALYTICS_SLOTS
 from tandem.analytics.sessions import SessionRecord, sessions_of
+from tandem.conversation.turns import as_number
 from tandem.db.models import AnalyticsEvent, AnalyticsSession
 from tandem.services.common import require_aware
 
@@ -84,23 +85,32 @@ def _insert(session: Session) -> Any:
     return (pg_insert if dialect == "postgresql" else sqlite_insert)(AnalyticsEvent)
 
 
+def is_rasa_event(message: Mapping[str, Any]) -> bool:
+    """Whether a broker message is a Rasa event analytics can store: a non-empty ``sender_id`` and
+    ``event``, and a numeric ``timestamp`` (the consumer drops anything else before storing)."""
+    sender, kind = message.get("sender_id"), message.get("event")
+    return (
+        isinstance(sender, str)
+        and bool(sender)
+        and isinstance(kind, str)
+        and bool(kind)
+        and as_number(message.get("timestamp")) is not None
+    )
+
+
 def store_events(session: Session, messages: Iterable[Mapping[str, Any]], *, now: datetime) -> list[StoredEvent]:
     """Insert the broker messages (``{"sender_id", "event", ...}``) not stored yet, in ``session``'s
     transaction; returns the new ones (a redelivered message is not among them).
 
-    A message without a string ``sender_id``, an ``event`` type or a numeric ``timestamp`` raises
-    ``ValueError`` before anything is written (the consumer rejects the batch's bad messages first).
+    A message that is not :func:`is_rasa_event` raises ``ValueError`` before anything is written
+    (the consumer drops such messages first).
     """
     require_aware(now)
     rows: dict[str, dict[str, Any]] = {}
     for message in messages:
-        sender = message.get("sender_id")
-        kind = message.get("event")
-        stamp = message.get("timestamp")
-        if not (isinstance(sender, str) and sender and isinstance(kind, str) and kind):
-            raise ValueError("not a Rasa event: sender_id and event are required")
-        if not isinstance(stamp, int | float) or isinstance(stamp, bool):
-            raise ValueError("not a Rasa event: timestamp is required")
+        if not is_rasa_event(message):
+            raise ValueError("not a Rasa event: sender_id, event and a numeric timestamp are required")
+        sender, kind, stamp = message["sender_id"], message["event"], message["timestamp"]
         event = {k: v for k, v in message.items() if k != "sender_id"}
         key = event_key(sender, event)
         rows[key] = {

@@ -110,7 +110,8 @@ def channel_name(metadata: Any = None, input_channel: Any = None) -> str | None:
     return None
 
 
-def _float(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
+    """A JSON number as a float (a timestamp, a confidence, a slot value), else None (``True`` is not one)."""
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
@@ -132,10 +133,10 @@ def _user_turn(index: int, event: Event) -> ConversationTurn:
         index=index,
         role="user",
         text=text,
-        timestamp=_float(event.get("timestamp")),
+        timestamp=as_number(event.get("timestamp")),
         payload=text if text is not None and text.startswith("/") else None,
         intent=name if isinstance(name := intent.get("name"), str) else None,
-        confidence=_float(intent.get("confidence")),
+        confidence=as_number(intent.get("confidence")),
         channel=channel_name(metadata, event.get("input_channel")),
         correlation_id=_str(metadata.get("correlation_id")) if isinstance(metadata, Mapping) else None,
     )
@@ -154,7 +155,7 @@ def _bot_turn(index: int, event: Event) -> ConversationTurn:
         index=index,
         role="agent" if agent_name else "bot",
         text=raw["text"] if isinstance(raw["text"], str) else None,
-        timestamp=_float(event.get("timestamp")),
+        timestamp=as_number(event.get("timestamp")),
         buttons=parse_buttons(raw.get("buttons")),
         image=image if isinstance(image, str) else None,
         custom=custom,

@@ -209,6 +209,7 @@ def test_parse_message_refuses_what_is_not_a_rasa_event() -> None:
         b"null",
         b"{}",
         b'{"sender_id": "", "event": "user", "timestamp": 1}',
+        b'{"sender_id": "a", "event": "", "timestamp": 1}',  # would fail store_events: never a batch's poison
         b'{"sender_id": "a", "event": "user", "timestamp": true}',
         b"x" * 1_000_001,
     ):
