@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tandem.process_exporter import parse_stat as parse_proc_stat
+
 # A role's root pids: one, or several (the Rasa replicas).
 Roots = int | tuple[int, ...]
 
@@ -50,11 +52,9 @@ class Stat:
 
 
 def parse_stat(line: str) -> Stat:
-    """Fields of a ``/proc/<pid>/stat`` line. ``comm`` (in parentheses) may hold spaces and ')'."""
-    pid = int(line.split(" ", 1)[0])
-    rest = line[line.rindex(")") + 2 :].split()
-    # rest[0] is field 3 (state): field n is rest[n - 3]. ppid = 4, utime = 14, stime = 15.
-    return Stat(pid=pid, ppid=int(rest[1]), ticks=int(rest[11]) + int(rest[12]))
+    """The pid, parent and CPU ticks of a ``/proc/<pid>/stat`` line (the process exporter's parser)."""
+    stat = parse_proc_stat(line)
+    return Stat(pid=stat.pid, ppid=stat.ppid, ticks=stat.ticks)
 
 
 def parse_status_rss_kib(text: str) -> int:
